@@ -1,0 +1,293 @@
+"""The Trio server: owns tasks, sockets and time; the rules live in :mod:`gameserver.match`.
+
+One tick task steps every match of the process on a drift-free schedule
+(deadlines counted from the start time, never ``sleep(period)``) and hands
+each outgoing message to its connection without awaiting it. Each connection
+has a reader (this module's :meth:`Server.serve_connection`) and a writer
+(the transport's). A peer's bad input closes only that connection, with the
+close code its error carries.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import trio
+import trio_websocket
+
+from . import protocol
+from .codes import SUBPROTOCOL, CloseCode
+from .config import ServerConfig
+from .errors import PeerError, ProtocolError
+from .game import Game
+from .match import Arena, Close, MatchEnded, Output, Send
+from .metrics import TickMetrics, TickStatistics
+from .transport import (
+    CLOSE_TIMEOUT_S,
+    Connection,
+    ConnectionClosed,
+    TrioWebSocketConnection,
+    bearer_token,
+)
+
+log = logging.getLogger("gameserver")
+
+#: Decides whether a WebSocket handshake may go on; ``None`` means allowed.
+Authorizer = Callable[[trio_websocket.WebSocketRequest], str | None]
+MatchEndedHook = Callable[[MatchEnded], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatistics:
+    ticks: TickStatistics
+    tick: int
+    matches: int
+    players: int
+    connections: int
+    connections_accepted: int
+    connections_rejected: int
+    frames_sent: int
+    bytes_sent: int
+    matches_finished: int
+    matches_aborted: int
+    close_codes: dict[int, int]
+
+
+def token_authorizer(token: str) -> Authorizer:
+    """Allow only clients that present ``token`` (header or query string)."""
+
+    def authorize(request: trio_websocket.WebSocketRequest) -> str | None:
+        return None if bearer_token(request) == token else "missing or wrong token"
+
+    return authorize
+
+
+class Server:
+    """A game server: the arena, its tick loop and its WebSocket clients."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        game: Game,
+        *,
+        seed: int = 0,
+        authorize: Authorizer | None = None,
+        on_match_ended: MatchEndedHook | None = None,
+    ) -> None:
+        self.config = config
+        self.arena = Arena(game, config, seed=seed)
+        if authorize is None and config.auth_token:
+            authorize = token_authorizer(config.auth_token)
+        self._authorize = authorize
+        self._on_match_ended = on_match_ended
+        self._connections: dict[int, Connection] = {}
+        self._open = 0
+        self.metrics = TickMetrics()
+        self.port: int | None = None
+        self.connections_accepted = 0
+        self.connections_rejected = 0
+        self.close_codes: dict[int, int] = {}
+        self._nursery: trio.Nursery | None = None
+        self._all_closed = trio.Event()
+        self.ended: list[MatchEnded] = []
+
+    # ------------------------------------------------------------ running
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen on the configured address and tick until cancelled; starts with the port."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            listener = await nursery.start(
+                partial(
+                    trio_websocket.serve_websocket,
+                    self.handle_request,
+                    self.config.host,
+                    self.config.port,
+                    None,
+                    max_message_size=self.config.max_message_bytes,
+                    connect_timeout=self.config.join_timeout_s,
+                    disconnect_timeout=CLOSE_TIMEOUT_S,
+                )
+            )
+            self.port = listener.port
+            nursery.start_soon(self.run_ticks)
+            log.info("listening on ws://%s:%d", self.config.host, self.port)
+            task_status.started(self.port)
+
+    async def run_ticks(self) -> None:
+        """Step the arena at the tick rate, forever, without drift."""
+        period = self.config.tick_s
+        start = trio.current_time()
+        tick = 0
+        while True:
+            tick += 1
+            deadline = start + tick * period
+            await trio.sleep_until(deadline)
+            behind = trio.current_time() - deadline
+            if behind >= period:
+                # Too far behind to catch up: skip the deadlines that have passed.
+                skipped = int(behind // period)
+                tick += skipped
+                self.metrics.missed_ticks += skipped
+            if behind > period / 4:
+                self.metrics.late_ticks += 1
+            wall, cpu = time.perf_counter(), time.process_time()
+            self.dispatch(self.arena.step())
+            self.metrics.record(time.perf_counter() - wall, time.process_time() - cpu)
+
+    async def shutdown(self) -> None:
+        """Close every client with 1001 and stop, waiting at most a close timeout."""
+        for connection in list(self._connections.values()):
+            connection.close_nowait(CloseCode.GOING_AWAY, "server shutting down")
+        with trio.move_on_after(CLOSE_TIMEOUT_S + 0.5):
+            while self._open:
+                self._all_closed = trio.Event()
+                await self._all_closed.wait()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    def statistics(self) -> ServerStatistics:
+        arena = self.arena.statistics()
+        return ServerStatistics(
+            ticks=self.metrics.statistics(),
+            tick=arena.tick,
+            matches=arena.matches,
+            players=arena.players,
+            connections=self._open,
+            connections_accepted=self.connections_accepted,
+            connections_rejected=self.connections_rejected,
+            frames_sent=arena.frames_sent,
+            bytes_sent=arena.bytes_sent,
+            matches_finished=arena.matches_finished,
+            matches_aborted=arena.matches_aborted,
+            close_codes=dict(self.close_codes),
+        )
+
+    # ------------------------------------------------------------ outputs
+    def dispatch(self, outputs: list[Output]) -> None:
+        """Hand the arena's outputs to the connections; never waits."""
+        for output in outputs:
+            if isinstance(output, Send):
+                connection = self._connections.get(output.player_id)
+                if connection is None:
+                    continue
+                if output.reliable:
+                    connection.send_message_nowait(output.data)
+                else:
+                    connection.send_frame_nowait(output.data)
+            elif isinstance(output, Close):
+                connection = self._connections.get(output.player_id)
+                if connection is not None:
+                    connection.close_nowait(output.code, output.reason)
+            else:
+                self.ended.append(output)
+                if self._on_match_ended is not None:
+                    self._on_match_ended(output)
+
+    # ------------------------------------------------------------ connections
+    async def handle_request(self, request: trio_websocket.WebSocketRequest) -> None:
+        """Handshake: auth hook and subprotocol check, then serve the connection."""
+        reason = self._authorize(request) if self._authorize is not None else None
+        if reason is not None:
+            self.connections_rejected += 1
+            await request.reject(401, body=reason.encode())
+            return
+        if SUBPROTOCOL not in request.proposed_subprotocols:
+            self.connections_rejected += 1
+            body = f"this server speaks the WebSocket subprotocol {SUBPROTOCOL}"
+            await request.reject(400, body=body.encode())
+            return
+        ws = await request.accept(subprotocol=SUBPROTOCOL)
+        self.connections_accepted += 1
+        connection = TrioWebSocketConnection(
+            ws,
+            slow_client_timeout_s=self.config.slow_client_timeout_s,
+            max_queued_messages=self.config.max_queued_messages,
+        )
+        await self.serve_connection(connection)
+        if connection.close_code is not None:
+            self.close_codes[connection.close_code] = (
+                self.close_codes.get(connection.close_code, 0) + 1
+            )
+
+    async def serve_connection(self, connection: Connection) -> None:
+        """Run one client: its writer task and this reader, until the connection ends."""
+        self._open += 1
+        player_id: int | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(connection.run_writer)
+                try:
+                    player_id = await self._join(connection)
+                    await self._read(connection, player_id)
+                except PeerError as exc:
+                    log.info("closing %s: %s (%d)", connection.remote, exc.reason, exc.close_code)
+                    connection.close_nowait(exc.close_code, exc.reason)
+                except ConnectionClosed:
+                    connection.close_nowait(CloseCode.NORMAL, "")
+                except Exception:
+                    log.exception("internal error serving %s", connection.remote)
+                    connection.close_nowait(CloseCode.INTERNAL_ERROR, "internal error")
+                finally:
+                    if player_id is not None:
+                        self._connections.pop(player_id, None)
+                        self.dispatch(self.arena.leave(player_id))
+        finally:
+            self._open -= 1
+            if not self._open:
+                self._all_closed.set()
+
+    async def _join(self, connection: Connection) -> int:
+        with trio.move_on_after(self.config.join_timeout_s) as scope:
+            data = await connection.receive()
+        if scope.cancelled_caught:
+            raise PeerError("no JOIN in time", CloseCode.JOIN_TIMEOUT)
+        message = protocol.decode_client_message(data)
+        if not isinstance(message, protocol.Join):
+            raise ProtocolError("the first message must be JOIN", CloseCode.POLICY_VIOLATION)
+        player, outputs = self.arena.join(message.name, message.match_id, message.send_rate_hz)
+        self._connections[player.player_id] = connection
+        self.dispatch(outputs)
+        return player.player_id
+
+    async def _read(self, connection: Connection, player_id: int) -> None:
+        arena = self.arena
+        idle_s = self.config.idle_timeout_s
+        while True:
+            with trio.move_on_after(idle_s) as scope:
+                data = await connection.receive()
+            if scope.cancelled_caught:
+                raise PeerError("nothing received in time", CloseCode.IDLE_TIMEOUT)
+            message = protocol.decode_client_message(data)
+            if player_id not in arena.players:
+                continue  # the match is over; the connection is closing
+            if isinstance(message, protocol.Input):
+                arena.handle_input(player_id, message)
+            elif isinstance(message, protocol.Ack):
+                arena.acknowledge(player_id, message.ack_tick)
+            elif isinstance(message, protocol.Ping):
+                connection.send_message_nowait(arena.pong(message))
+            elif isinstance(message, protocol.Leave):
+                connection.close_nowait(CloseCode.NORMAL, "left")
+                return
+            else:
+                raise ProtocolError("JOIN was already accepted", CloseCode.POLICY_VIOLATION)
+
+
+async def run_server(
+    config: ServerConfig,
+    game: Game,
+    *,
+    seed: int = 0,
+    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+    **kwargs: Any,
+) -> None:
+    """Run a :class:`Server` until cancelled; ``nursery.start`` returns it once listening."""
+    server = Server(config, game, seed=seed, **kwargs)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        task_status.started(server)
