@@ -233,9 +233,7 @@ def _unpack(data: bytes, max_bytes: int) -> list[Any]:
     if len(data) > max_bytes:
         raise ProtocolError(f"message of {len(data)} bytes exceeds {max_bytes}")
     try:
-        fields = msgpack.unpackb(
-            data, raw=False, use_list=True, strict_map_key=True, max_buffer_size=max_bytes
-        )
+        fields = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
     except Exception as exc:  # msgpack raises many types for bad bytes
         raise ProtocolError(f"not a msgpack message: {type(exc).__name__}") from None
     if not isinstance(fields, list) or not fields:
