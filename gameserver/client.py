@@ -16,10 +16,12 @@ the package's pure codec and sync modules.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -234,33 +236,76 @@ async def open_client(
 ) -> AsyncIterator[GameClient]:
     """Connect to ``url``, join (quick join unless ``match_id``), and yield the client.
 
-    Raises :class:`ClientError` if the handshake or the join is refused.
+    Raises :class:`ClientError` if the connection, the handshake or the join is
+    refused. Leaving the block closes the connection.
     """
-    headers = [(b"Authorization", f"Bearer {token}".encode())] if token else None
-    async with trio.open_nursery() as nursery:
-        try:
-            with trio.fail_after(connect_timeout_s):
-                ws = await trio_websocket.connect_websocket_url(
-                    nursery,
-                    url,
-                    subprotocols=[SUBPROTOCOL],
-                    extra_headers=headers,
+    try:
+        async with trio.open_nursery() as nursery:
+            stream = await _open_stream(url, connect_timeout_s)
+            try:
+                with trio.fail_after(connect_timeout_s):
+                    ws = await _handshake(nursery, stream, url, token)
+                    welcome = await _join(ws, name, match_id, send_rate_hz)
+                client = GameClient(ws, welcome)
+                nursery.start_soon(client._run_reader)
+                yield client
+                with trio.move_on_after(2.0):
+                    await ws.aclose()
+            except trio.TooSlowError:
+                raise ClientError(f"no welcome from {url} within {connect_timeout_s} s") from None
+            finally:
+                # trio-websocket leaves the TCP stream open when the server
+                # closed first or refused the handshake; the stream is ours.
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+            raise group.exceptions[0] from None
+        raise
+
+
+async def _open_stream(
+    url: str, timeout_s: float
+) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ClientError(f"not a ws:// or wss:// URL: {url!r}")
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    try:
+        with trio.fail_after(timeout_s):
+            if parts.scheme == "wss":
+                return await trio.open_ssl_over_tcp_stream(
+                    parts.hostname, port, ssl_context=ssl.create_default_context()
                 )
-        except trio_websocket.ConnectionRejected as exc:
-            body = (exc.body or b"").decode("utf-8", "replace")
-            raise ClientError(f"handshake refused: HTTP {exc.status_code} {body}") from None
-        except (OSError, trio_websocket.HandshakeError, trio.TooSlowError) as exc:
-            raise ClientError(f"cannot connect to {url}: {exc!r}") from None
-        try:
-            with trio.fail_after(connect_timeout_s):
-                welcome = await _join(ws, name, match_id, send_rate_hz)
-            client = GameClient(ws, welcome)
-            nursery.start_soon(client._run_reader)
-            yield client
-        finally:
-            with trio.move_on_after(2.0):
-                await ws.aclose()
-            nursery.cancel_scope.cancel()
+            return await trio.open_tcp_stream(parts.hostname, port)
+    except (OSError, trio.TooSlowError) as exc:
+        raise ClientError(f"cannot connect to {url}: {exc!r}") from None
+
+
+async def _handshake(
+    nursery: trio.Nursery,
+    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
+    url: str,
+    token: str | None,
+) -> trio_websocket.WebSocketConnection:
+    parts = urlsplit(url)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = [(b"Authorization", f"Bearer {token}".encode())] if token else None
+    try:
+        return await trio_websocket.wrap_client_stream(
+            nursery,
+            stream,
+            parts.netloc,
+            resource,
+            subprotocols=[SUBPROTOCOL],
+            extra_headers=headers,
+        )
+    except trio_websocket.ConnectionRejected as exc:
+        body = (exc.body or b"").decode("utf-8", "replace")
+        raise ClientError(f"handshake refused: HTTP {exc.status_code} {body}") from None
+    except trio_websocket.HandshakeError as exc:
+        raise ClientError(f"handshake with {url} failed: {exc!r}") from None
 
 
 async def _join(

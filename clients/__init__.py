@@ -1,0 +1,1 @@
+"""Programs that connect to a gameserver as players: bots and load generators."""
