@@ -19,7 +19,7 @@ from typing import Any
 
 import msgpack
 
-from .codes import MessageType
+from .codes import CloseCode, MessageType
 from .errors import ProtocolError
 
 #: Largest message a client may send; client messages are a few dozen bytes.
@@ -250,12 +250,13 @@ def _int(value: Any, what: str, low: int = INT64_MIN, high: int = UINT64_MAX) ->
 
 
 def _number(value: Any, what: str) -> float:
+    """A control value: a finite number, or the input is invalid (close code 4002)."""
     if type(value) is int:
         return float(value)
     if type(value) is not float:
-        raise ProtocolError(f"{what} must be a number")
+        raise ProtocolError(f"{what} must be a number", CloseCode.INVALID_INPUT)
     if not math.isfinite(value):
-        raise ProtocolError(f"{what} must be finite")
+        raise ProtocolError(f"{what} must be finite", CloseCode.INVALID_INPUT)
     return value
 
 

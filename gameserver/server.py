@@ -128,9 +128,11 @@ class Server:
             deadline = start + tick * period
             await trio.sleep_until(deadline)
             behind = trio.current_time() - deadline
-            if behind >= period:
-                # Too far behind to catch up: skip the deadlines that have passed.
-                skipped = int(behind // period)
+            # Too far behind to catch up: skip the deadlines that have passed. The
+            # epsilon keeps float rounding (29 periods computed as 28.999...) from
+            # running a passed deadline's tick late, back to back with the next.
+            skipped = int(behind / period + 1e-6)
+            if skipped:
                 tick += skipped
                 self.metrics.missed_ticks += skipped
             if behind > period / 4:
@@ -227,8 +229,10 @@ class Server:
                 except PeerError as exc:
                     log.info("closing %s: %s (%d)", connection.remote, exc.reason, exc.close_code)
                     connection.close_nowait(exc.close_code, exc.reason)
-                except ConnectionClosed:
-                    connection.close_nowait(CloseCode.NORMAL, "")
+                except ConnectionClosed as exc:
+                    # Closed by the peer, or by the library (1009 for an oversized
+                    # message): nothing more is sent; the code it ended with is counted.
+                    connection.close_nowait(exc.code, exc.reason)
                 except Exception:
                     log.exception("internal error serving %s", connection.remote)
                     connection.close_nowait(CloseCode.INTERNAL_ERROR, "internal error")
