@@ -99,7 +99,12 @@ class Close:
 
 @dataclass(frozen=True, slots=True)
 class MatchEnded:
-    """A match is over. ``results`` is None when it was aborted."""
+    """A match is over. ``results`` is None when it was aborted.
+
+    ``deliveries`` are the RESULTS messages and closes for its players. The
+    edge carries them out only after it has stored the results, so what a
+    player is told is always what was kept.
+    """
 
     match_id: int
     seed: int
@@ -107,6 +112,7 @@ class MatchEnded:
     start_tick: int
     end_tick: int
     results: list[dict[str, Any]] | None
+    deliveries: tuple[Send | Close, ...] = ()
 
 
 Output = Send | Close | MatchEnded
@@ -454,23 +460,28 @@ class Arena:
             protocol.Results(match_id=match.match_id, tick=self.tick, results=results)
         )
         humans = match.humans
-        outputs += [Send(p.player_id, message, True) for p in humans]
-        outputs += [Close(p.player_id, CloseCode.NORMAL, "match over") for p in humans]
-        outputs.append(self._ended(match, results))
+        deliveries: list[Send | Close] = [Send(p.player_id, message, True) for p in humans]
+        deliveries += [Close(p.player_id, CloseCode.NORMAL, "match over") for p in humans]
+        outputs.append(self._ended(match, results, tuple(deliveries)))
         self.matches_finished += 1
         return outputs
 
     def _abort(self, match: Match) -> list[Output]:
         match.end_tick = self.tick
         outputs = self._broadcast(match, EventCode.ABORTED, -1)
-        outputs += [
+        closes = [
             Close(p.player_id, CloseCode.MATCH_ABORTED, "match aborted") for p in match.humans
         ]
-        outputs.append(self._ended(match, None))
+        outputs.append(self._ended(match, None, tuple(closes)))
         self.matches_aborted += 1
         return outputs
 
-    def _ended(self, match: Match, results: list[dict[str, Any]] | None) -> MatchEnded:
+    def _ended(
+        self,
+        match: Match,
+        results: list[dict[str, Any]] | None,
+        deliveries: tuple[Send | Close, ...],
+    ) -> MatchEnded:
         match.phase = MatchPhase.OVER
         for player in match.seats.values():
             self.players.pop(player.player_id, None)
@@ -487,6 +498,7 @@ class Arena:
             start_tick=match.start_tick,
             end_tick=match.end_tick,
             results=results,
+            deliveries=deliveries,
         )
 
     # ------------------------------------------------------------ events

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -40,6 +40,8 @@ log = logging.getLogger("gameserver")
 #: Decides whether a WebSocket handshake may go on; ``None`` means allowed.
 Authorizer = Callable[[trio_websocket.WebSocketRequest], str | None]
 MatchEndedHook = Callable[[MatchEnded], None]
+#: Stores a finished match durably; RESULTS are sent after it returns.
+ResultStore = Callable[[MatchEnded], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,7 @@ class Server:
         seed: int = 0,
         authorize: Authorizer | None = None,
         on_match_ended: MatchEndedHook | None = None,
+        store_results: ResultStore | None = None,
     ) -> None:
         self.config = config
         self.arena = Arena(game, config, seed=seed)
@@ -85,6 +88,7 @@ class Server:
             authorize = token_authorizer(config.auth_token)
         self._authorize = authorize
         self._on_match_ended = on_match_ended
+        self._store_results = store_results
         self._connections: dict[int, Connection] = {}
         self._open = 0
         self.metrics = TickMetrics()
@@ -189,6 +193,20 @@ class Server:
                 self.ended.append(output)
                 if self._on_match_ended is not None:
                     self._on_match_ended(output)
+                if self._store_results is not None and self._nursery is not None:
+                    self._nursery.start_soon(self._store_then_deliver, output)
+                else:
+                    self.dispatch(list(output.deliveries))
+
+    async def _store_then_deliver(self, ended: MatchEnded) -> None:
+        """Results reach players only once they are stored; a failed store is
+        logged and the players still get what the server computed."""
+        assert self._store_results is not None
+        try:
+            await self._store_results(ended)
+        except Exception:
+            log.exception("storing the results of match %d failed", ended.match_id)
+        self.dispatch(list(ended.deliveries))
 
     # ------------------------------------------------------------ connections
     async def handle_request(self, request: trio_websocket.WebSocketRequest) -> None:

@@ -23,10 +23,20 @@ def make_arena(**changes: Any) -> Arena:
     return Arena(TinyGame(rows=1, goal=50), CONFIG.replace(**changes), seed=7)
 
 
+def flatten(outputs: list[Output]) -> list[Output]:
+    """Outputs with each ended match's deliveries in place, as the server carries them out."""
+    flat: list[Output] = []
+    for output in outputs:
+        flat.append(output)
+        if isinstance(output, MatchEnded):
+            flat.extend(output.deliveries)
+    return flat
+
+
 def messages_to(outputs: list[Output], player_id: int) -> list[protocol.ServerMessage]:
     return [
         protocol.decode_server_message(o.data)
-        for o in outputs
+        for o in flatten(outputs)
         if isinstance(o, Send) and o.player_id == player_id
     ]
 
@@ -184,7 +194,9 @@ def test_every_player_gets_the_results_then_a_normal_close() -> None:
         assert [r["name"] for r in results[0].results][:2] == ["p0", "p1"]
         finishes = events_of(outputs, player.player_id, FINISH)
         assert len(finishes) == 4
-        closes = [o for o in outputs if isinstance(o, Close) and o.player_id == player.player_id]
+        closes = [
+            o for o in flatten(outputs) if isinstance(o, Close) and o.player_id == player.player_id
+        ]
         assert closes == [Close(player.player_id, CloseCode.NORMAL, "match over")]
     assert arena.matches == {}
     assert arena.players == {}
