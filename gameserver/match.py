@@ -29,6 +29,7 @@ from .codes import PROTOCOL_VERSION, CloseCode, EventCode
 from .config import ServerConfig
 from .errors import InvalidInput, JoinError
 from .game import MATCH_OVER, ControlArray, Game, GameEvent
+from .replay import DEFAULT_CHECKSUM_EVERY, Recording
 from .sync import FramePayload, StateHistory, build_payload
 
 
@@ -71,6 +72,7 @@ class Match:
     end_tick: int = -1
     seats: dict[int, Player] = field(default_factory=dict)
     results: list[dict[str, Any]] | None = None
+    recording: Recording | None = None
 
     @property
     def humans(self) -> list[Player]:
@@ -113,6 +115,7 @@ class MatchEnded:
     end_tick: int
     results: list[dict[str, Any]] | None
     deliveries: tuple[Send | Close, ...] = ()
+    recording: Recording | None = None
 
 
 Output = Send | Close | MatchEnded
@@ -132,8 +135,16 @@ class ArenaStatistics:
 class Arena:
     """Every match of the process, stepped together once per tick."""
 
-    def __init__(self, game: Game, config: ServerConfig, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        game: Game,
+        config: ServerConfig,
+        *,
+        seed: int = 0,
+        checksum_every: int = DEFAULT_CHECKSUM_EVERY,
+    ) -> None:
         self.game = game
+        self.checksum_every = checksum_every
         self.config = config
         self.seed = seed
         schema = game.schema
@@ -146,6 +157,9 @@ class Arena:
             game.rows, self.slots, len(schema.fields), depth=config.history_ticks
         )
         self.tick = 0
+        # The tick before whose game step a call made now takes effect: the
+        # next tick between steps, this tick inside a step before the game moves.
+        self._effect_tick = 1
         self.matches: dict[int, Match] = {}
         self.players: dict[int, Player] = {}
         self._by_row: dict[int, Match] = {}
@@ -198,6 +212,15 @@ class Arena:
             description=description,
             created_tick=self.tick,
             lobby_ends_tick=self.tick + self.config.ticks(self.config.lobby_timeout_s),
+            recording=Recording(
+                game=self.game.schema.game,
+                seed=seed,
+                options=opts,
+                slots=self.slots,
+                controls=len(self.game.schema.controls),
+                created_tick=self._effect_tick - 1,
+                checksum_every=self.checksum_every,
+            ),
         )
         self.matches[match_id] = match
         self._by_row[row] = match
@@ -300,6 +323,8 @@ class Arena:
         match.seats[player.slot] = player
         self.players[player.player_id] = player
         self.game.join(match.row, player.slot, ai=player.ai)
+        if match.recording is not None:
+            match.recording.joined(self._effect_tick, player.slot, player.ai)
         return self._broadcast(
             match, EventCode.PLAYER_JOINED, player.slot, player.player_id, player.name, player.ai
         )
@@ -315,6 +340,8 @@ class Arena:
         del match.seats[player.slot]
         self.game.leave(match.row, player.slot)
         self._controls[match.row, player.slot] = 0.0
+        if match.recording is not None:
+            match.recording.left(self._effect_tick, player.slot)
         outputs = self._broadcast(match, EventCode.PLAYER_LEFT, player.slot, player.player_id)
         if not match.humans:
             outputs += self._abort(match)
@@ -338,6 +365,8 @@ class Arena:
             return  # a stale or repeated input: the newest one already won
         player.input_seq = message.seq
         self._controls[player.match.row, player.slot] = controls
+        if player.match.recording is not None:
+            player.match.recording.input(self._effect_tick, player.slot, tuple(controls.tolist()))
         self.acknowledge(player_id, message.ack_tick)
 
     def acknowledge(self, player_id: int, ack_tick: int) -> None:
@@ -353,6 +382,7 @@ class Arena:
     def step(self) -> list[Output]:
         """Advance every match by one tick and return what must be sent."""
         self.tick += 1
+        self._effect_tick = self.tick
         outputs: list[Output] = []
         while self._timers and self._timers[0][0] <= self.tick:
             _, match_id, _ = heapq.heappop(self._timers)
@@ -362,9 +392,17 @@ class Arena:
         for player in self.players.values():
             player.applied_seq = player.input_seq
         events = self.game.step(self._running, self._controls) if self._running.any() else ()
+        self._effect_tick = self.tick + 1
+        self.history.record(self.tick, self.game.state())
+        if self.tick % self.checksum_every == 0:
+            for row in np.flatnonzero(self._running):
+                recording = self._by_row[int(row)].recording
+                if recording is not None:
+                    recording.checksums.append(
+                        (self.tick, self.history.checksum(int(row), self.tick))
+                    )
         for event in events:
             outputs += self._game_event(event)
-        self.history.record(self.tick, self.game.state())
         outputs += self._frames()
         return outputs
 
@@ -416,6 +454,8 @@ class Arena:
             match.phase = MatchPhase.RUNNING
             self.game.start(match.row)
             self._running[match.row] = True
+            if match.recording is not None:
+                match.recording.started(self._effect_tick)
             return self._broadcast(match, EventCode.START, -1)
         return []
 
@@ -455,6 +495,10 @@ class Arena:
             entry["name"] = seat.name if seat else entry.get("name", "")
         match.results = results
         match.end_tick = self.tick
+        if match.recording is not None:
+            match.recording.checksums.append(
+                (self.tick, self.history.checksum(match.row, self.tick))
+            )
         outputs = self._broadcast(match, EventCode.END, -1)
         message = protocol.encode(
             protocol.Results(match_id=match.match_id, tick=self.tick, results=results)
@@ -483,6 +527,9 @@ class Arena:
         deliveries: tuple[Send | Close, ...],
     ) -> MatchEnded:
         match.phase = MatchPhase.OVER
+        if match.recording is not None:
+            match.recording.end_tick = match.end_tick
+            match.recording.results = results
         for player in match.seats.values():
             self.players.pop(player.player_id, None)
         self._running[match.row] = False
@@ -499,6 +546,7 @@ class Arena:
             end_tick=match.end_tick,
             results=results,
             deliveries=deliveries,
+            recording=match.recording,
         )
 
     # ------------------------------------------------------------ events
