@@ -52,6 +52,10 @@ class ServerConfig:
     auth_token: str | None = None
     #: Seconds a shutting-down server waits for running matches to finish.
     drain_timeout_s: float = 0.0
+    #: Port of the HTTP status endpoint (/stats, /metrics, /healthz); None: off.
+    status_port: int | None = None
+    #: SQLite file that keeps results and replays; None or "" keeps nothing.
+    database: str | None = "gameserver.sqlite3"
 
     def __post_init__(self) -> None:
         def positive(name: str) -> None:
@@ -83,8 +87,10 @@ class ServerConfig:
                 f"send_rate_hz ({self.send_rate_hz}) must not exceed tick_rate_hz "
                 f"({self.tick_rate_hz})"
             )
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        for name in ("port", "status_port"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 65535:
+                raise ConfigError(f"{name} must be in 0..65535, got {value}")
         if self.history_ticks < 2:
             raise ConfigError(f"history_ticks must be at least 2, got {self.history_ticks}")
 
@@ -173,7 +179,7 @@ def load_config(
             raise ConfigError(f"environment variable {var}: unknown key {key!r}")
         values[key] = _coerce(var, kinds[key], raw)
     for key, raw in (overrides or {}).items():
-        if raw is None and key not in ("seed", "auth_token"):
+        if raw is None and key not in ("seed", "auth_token", "database"):
             continue
         if key not in kinds:
             raise ConfigError(f"unknown setting {key!r}")

@@ -10,6 +10,7 @@ close code its error carries.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from .errors import PeerError, ProtocolError
 from .game import Game
 from .match import Arena, Close, MatchEnded, Output, Send
 from .metrics import TickMetrics, TickStatistics
+from .status import serve_status
 from .transport import (
     CLOSE_TIMEOUT_S,
     Connection,
@@ -81,9 +83,10 @@ class Server:
         authorize: Authorizer | None = None,
         on_match_ended: MatchEndedHook | None = None,
         store_results: ResultStore | None = None,
+        first_match_id: int = 1,
     ) -> None:
         self.config = config
-        self.arena = Arena(game, config, seed=seed)
+        self.arena = Arena(game, config, seed=seed, first_match_id=first_match_id)
         if authorize is None and config.auth_token:
             authorize = token_authorizer(config.auth_token)
         self._authorize = authorize
@@ -93,6 +96,7 @@ class Server:
         self._open = 0
         self.metrics = TickMetrics()
         self.port: int | None = None
+        self.status_port: int | None = None
         self.connections_accepted = 0
         self.connections_rejected = 0
         self.close_codes: dict[int, int] = {}
@@ -118,6 +122,10 @@ class Server:
                 )
             )
             self.port = listener.port
+            if self.config.status_port is not None:
+                self.status_port = await nursery.start(
+                    serve_status, self.stats, self.config.host, self.config.status_port
+                )
             nursery.start_soon(self.run_ticks)
             log.info("listening on ws://%s:%d", self.config.host, self.port)
             task_status.started(self.port)
@@ -172,6 +180,27 @@ class Server:
             matches_aborted=arena.matches_aborted,
             close_codes=dict(self.close_codes),
         )
+
+    def stats(self) -> dict[str, Any]:
+        """Everything the status endpoint shows: totals, then one entry per match."""
+        tick_rate = self.config.tick_rate_hz
+        matches = []
+        for match in self.arena.matches.values():
+            humans = match.humans
+            age_s = max(1, self.arena.tick - match.created_tick) / tick_rate
+            sent = sum(p.bytes_sent for p in humans)
+            matches.append(
+                {
+                    "match_id": match.match_id,
+                    "phase": match.phase.value,
+                    "players": len(humans),
+                    "seats": len(match.seats),
+                    "frames_sent": sum(p.frames_sent for p in humans),
+                    "bytes_sent": sent,
+                    "bytes_per_client_s": sent / max(1, len(humans)) / age_s,
+                }
+            )
+        return {**dataclasses.asdict(self.statistics()), "matches": matches}
 
     # ------------------------------------------------------------ outputs
     def dispatch(self, outputs: list[Output]) -> None:
