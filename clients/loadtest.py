@@ -52,6 +52,7 @@ from gameserver.sync import Mirror
 
 CONNECTING, HANDSHAKE, JOINING, JOINED, CLOSED = range(5)
 SNAPSHOT, DELTA = int(MessageType.SNAPSHOT), int(MessageType.DELTA)
+KNOWN_TYPES = frozenset(int(t) for t in MessageType)
 
 
 @dataclass(eq=False)
@@ -324,6 +325,13 @@ class LoadTest:
                     del bot.sent_at[old]
                 bot.reported_seq = seq
             return
+        if self.naive and kind not in KNOWN_TYPES:
+            # A baseline server's full-state frame: counted, not decoded.
+            bot.frames += 1
+            if bot.last_frame_s:
+                bot.gaps_s.append(now - bot.last_frame_s)
+            bot.last_frame_s = now
+            return
         try:
             message = protocol.decode_server_message(payload)
         except ProtocolError as exc:
@@ -393,6 +401,8 @@ class LoadTest:
                     cars[:, f["speed"]] / view.scales[f["speed"]],
                 )
                 controls = np.stack([throttle, brake, steer], axis=1).round(3).tolist()
+            elif self.naive:
+                controls = [[0.6, 0.0, 0.1]] * len(live)  # keeps every car moving
             else:
                 controls = [[0.0, 0.0, 0.0]] * len(live)
             for bot, values in zip(live, controls, strict=True):
@@ -408,9 +418,16 @@ class LoadTest:
         next_input = start
         period = 1.0 / self.input_rate_hz
         next_progress = start + 1.0
-        measure_from = None
+        measure_from: float | None = None
+        all_in: float | None = None
         connected = 0
-        deadline = start + self.duration_s + self.count / self.ramp_per_s + self.connect_timeout_s
+        deadline = (
+            start
+            + self.warmup_s
+            + self.duration_s
+            + self.count / self.ramp_per_s
+            + self.connect_timeout_s
+        )
         while True:
             now = time.perf_counter()
             due = min(self.count, int((now - start) * self.ramp_per_s) + 1)
@@ -422,12 +439,16 @@ class LoadTest:
                     self._fail(bot, "handshake timeout")
             joined = sum(1 for b in self.bots if b.phase == JOINED)
             if (
-                measure_from is None
+                all_in is None
                 and connected == self.count
                 and all(b.phase in (JOINED, CLOSED) for b in self.bots)
             ):
+                all_in = now
+            if measure_from is None and all_in is not None and now - all_in >= self.warmup_s:
                 measure_from = now
                 self._reset_counters()
+                if self.on_measure is not None:
+                    self.on_measure()
             measured = measure_from is not None and now - measure_from >= self.duration_s
             if measured and (
                 not self.until_results or not any(b.phase == JOINED for b in self.bots)
@@ -584,6 +605,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ramp", type=float, default=500.0, help="new connections per second")
     parser.add_argument("--until-results", action="store_true", help="run until matches end")
+    parser.add_argument("--warmup", type=float, default=0.0, help="seconds before measuring")
+    parser.add_argument(
+        "--naive", action="store_true", help="the server sends full-state baseline frames"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     if args.bots < 1 or args.duration <= 0 or args.input_rate <= 0 or args.ramp <= 0:
@@ -600,7 +625,10 @@ def main(argv: list[str] | None = None) -> int:
         sample=args.sample,
         ramp_per_s=args.ramp,
         until_results=args.until_results,
+        warmup_s=args.warmup,
+        naive=args.naive,
         progress=None if args.json else progress,
+        on_measure=lambda: print("measuring", file=sys.stderr, flush=True),
     )
     report = test.run()
     if args.json:
