@@ -261,8 +261,16 @@ async def open_client(
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
-            raise group.exceptions[0] from None
+            raise _client_error(group.exceptions[0]) from None
         raise
+
+
+def _client_error(exc: Exception) -> Exception:
+    """trio-websocket reports a refused handshake from its reader task; say it plainly."""
+    if isinstance(exc, trio_websocket.ConnectionRejected):
+        body = (exc.body or b"").decode("utf-8", "replace")
+        return ClientError(f"handshake refused: HTTP {exc.status_code} {body}")
+    return exc
 
 
 async def _open_stream(
