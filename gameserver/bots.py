@@ -61,6 +61,9 @@ async def drive(client: GameClient, *, input_rate_hz: float, seed: int) -> None:
         try:
             await client.send_input(throttle, brake, steer)
         except ClientError:
+            # Closed while sending: let the reader take in what preceded the close.
+            with trio.move_on_after(2.0):
+                await client.wait_closed()
             return
 
 
