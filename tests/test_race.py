@@ -132,7 +132,8 @@ def test_finish_times_are_interpolated_inside_the_tick() -> None:
     game.y[0, 1] += 4.0  # side by side, not touching
     events = step(game)
     finishes = {e.slot: e.args for e in events if e.kind == FINISH}
-    assert finishes[1][0] == 1 and finishes[0][0] == 2, "the car nearer the line wins"
+    assert finishes[1][0] == 1, "the car nearer the line wins"
+    assert finishes[0][0] == 2
     assert game.finish_time[0, 1] < game.finish_time[0, 0] < 1 / TICK_HZ
 
 
@@ -147,7 +148,8 @@ def test_driving_off_the_track_is_slower() -> None:
     full[0, :2, 0] = 1.0
     for _ in range(TICK_HZ * 4):
         step(game, full)
-    assert game.off_track[0, 1] and not game.off_track[0, 0]
+    assert game.off_track[0, 1]
+    assert not game.off_track[0, 0]
     assert game.speed[0, 1] < 0.6 * game.speed[0, 0]
     assert game.results(0)[0]["stats"]["off_track_s"] == 0.0
 
@@ -263,7 +265,9 @@ def test_drive_one_steers_toward_the_track_from_plain_numbers() -> None:
     track = load_track("circle")
     # On the circle heading east at the bottom; the track curves left (north).
     throttle, brake, steer = drive_one(track, 0.0, -200.0, 0.0, 10.0)
-    assert throttle > 0.5 and brake == 0.0
+    assert throttle > 0.5
+    assert brake == 0.0
     assert steer > 0.0
     throttle, brake, steer = drive_one(track, 0.0, -200.0, 0.0, 80.0)
-    assert brake > 0.0 and throttle < 0.5
+    assert brake > 0.0
+    assert throttle < 0.5
