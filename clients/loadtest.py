@@ -30,8 +30,6 @@ from urllib.parse import urlsplit
 
 import msgpack
 import numpy as np
-from gameserver.race.autopilot import drive
-from gameserver.race.track import Track, load_track
 
 from clients.wsframe import (
     OP_BINARY,
@@ -48,6 +46,8 @@ from clients.wsframe import (
 from gameserver import protocol
 from gameserver.codes import SUBPROTOCOL, MessageType
 from gameserver.errors import DesyncError, ProtocolError
+from gameserver.race.autopilot import drive
+from gameserver.race.track import Track, load_track
 from gameserver.sync import Mirror
 
 CONNECTING, HANDSHAKE, JOINING, JOINED, CLOSED = range(5)
@@ -148,7 +148,11 @@ class LoadTest:
         ramp_per_s: float = 500.0,
         connect_timeout_s: float = 10.0,
         until_results: bool = False,
+        warmup_s: float = 0.0,
+        naive: bool = False,
+        max_speed_mps: float = 60.0,
         progress: Any = None,
+        on_measure: Any = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme != "ws" or not parts.hostname:
@@ -165,6 +169,12 @@ class LoadTest:
         self.connect_timeout_s = connect_timeout_s
         self.until_results = until_results
         self.progress = progress
+        self.warmup_s = warmup_s
+        self.naive = naive
+        self.max_speed_mps = max_speed_mps
+        self.on_measure = on_measure
+        if naive:
+            self.sample = "none"
         self.bots: list[Bot] = []
         self.by_fd: dict[int, Bot] = {}
         self.matches: dict[int, MatchView] = {}
@@ -399,6 +409,7 @@ class LoadTest:
                     cars[:, f["y"]] / view.scales[f["y"]],
                     cars[:, f["heading"]] / view.scales[f["heading"]],
                     cars[:, f["speed"]] / view.scales[f["speed"]],
+                    max_speed_mps=self.max_speed_mps,
                 )
                 controls = np.stack([throttle, brake, steer], axis=1).round(3).tolist()
             elif self.naive:
@@ -468,9 +479,10 @@ class LoadTest:
                 next_progress += 1.0
             timeout = max(0.0, min(next_input - time.perf_counter(), 0.05))
             for fd, events in self.epoll.poll(timeout):
-                bot = self.by_fd.get(fd)
-                if bot is None:
+                ready = self.by_fd.get(fd)
+                if ready is None:
                     continue
+                bot = ready
                 now = time.perf_counter()
                 if events & select.EPOLLOUT:
                     self._writable(bot, now)
@@ -607,6 +619,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--until-results", action="store_true", help="run until matches end")
     parser.add_argument("--warmup", type=float, default=0.0, help="seconds before measuring")
     parser.add_argument(
+        "--max-speed", type=float, default=60.0, help="pace the bots hold, m/s (benchmark: 30)"
+    )
+    parser.add_argument(
         "--naive", action="store_true", help="the server sends full-state baseline frames"
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -627,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
         until_results=args.until_results,
         warmup_s=args.warmup,
         naive=args.naive,
+        max_speed_mps=args.max_speed,
         progress=None if args.json else progress,
         on_measure=lambda: print("measuring", file=sys.stderr, flush=True),
     )

@@ -19,7 +19,9 @@ def test_defaults_are_a_60_hz_server() -> None:
 
 def test_layers_override_in_order(tmp_path: Path) -> None:
     toml = tmp_path / "server.toml"
-    toml.write_text('[server]\nport = 9000\ntick_rate_hz = 30\nsend_rate_hz = 30\ntrack = "twisty"\n')
+    toml.write_text(
+        '[server]\nport = 9000\ntick_rate_hz = 30\nsend_rate_hz = 30\ntrack = "twisty"\n'
+    )
     config = load_config(
         toml_path=toml,
         environ={"GAMESERVER_PORT": "9100", "GAMESERVER_FILL_WITH_AI": "false", "HOME": "/"},
@@ -53,7 +55,7 @@ def test_unknown_toml_keys_and_missing_files_are_errors(tmp_path: Path) -> None:
     toml.write_text("[server]\ntick_rte_hz = 30\n")
     with pytest.raises(ConfigError, match="tick_rte_hz"):
         load_config(toml_path=toml, environ={})
-    with pytest.raises(ConfigError, match="missing.toml"):
+    with pytest.raises(ConfigError, match=r"missing\.toml"):
         load_config(toml_path=tmp_path / "missing.toml", environ={})
 
 

@@ -64,9 +64,9 @@ async def test_two_matches_of_four_bots_race_two_laps_to_identical_results() -> 
         times = [r["time_ms"] for r in first]
         assert times == sorted(times)
         assert {r["player_id"] for r in first} == {r.player_id for r in group}
-    stats = server.statistics()
-    assert stats.matches_finished == 2
-    assert stats.ticks.missed_ticks < stats.ticks.ticks * 0.05
+    server_stats = server.statistics()
+    assert server_stats.matches_finished == 2
+    assert server_stats.ticks.missed_ticks < server_stats.ticks.ticks * 0.05
 
 
 async def test_final_mirrored_ranks_agree_with_the_results() -> None:

@@ -11,7 +11,7 @@ from gameserver import protocol
 from gameserver.codes import CloseCode, EventCode, MessageType
 from gameserver.config import ServerConfig
 from gameserver.errors import InvalidInput, JoinError
-from gameserver.match import Arena, Close, MatchEnded, MatchPhase, Output, Send
+from gameserver.match import Arena, Close, MatchEnded, MatchPhase, Output, Player, Send
 from gameserver.sync import Mirror
 
 from .tinygame import FINISH, TinyGame
@@ -49,6 +49,10 @@ def events_of(outputs: list[Output], player_id: int, kind: int) -> list[protocol
     ]
 
 
+def phase_of(player: Player) -> MatchPhase:
+    return player.match.phase
+
+
 def run(arena: Arena, ticks: int) -> list[Output]:
     outputs: list[Output] = []
     for _ in range(ticks):
@@ -75,7 +79,7 @@ def test_quick_join_fills_one_lobby_and_a_full_lobby_counts_down_at_once() -> No
     assert {p.match.match_id for p in players} == {players[0].match.match_id}
     assert [p.slot for p in players] == [0, 1, 2]
     last, outputs = arena.join("p3")
-    assert last.match.phase is MatchPhase.COUNTDOWN
+    assert phase_of(last) is MatchPhase.COUNTDOWN
     countdown = events_of(outputs, players[0].player_id, EventCode.COUNTDOWN)
     assert countdown[0].args == (arena.tick + 5,)
     fifth, _ = arena.join("p4")
@@ -89,22 +93,22 @@ def test_lobby_timeout_starts_with_who_is_there_and_fills_with_ai() -> None:
     joined = events_of(outputs, alice.player_id, EventCode.PLAYER_JOINED)
     assert [e.args[1] for e in joined] == ["AI 2", "AI 3", "AI 4"]
     assert all(e.args[2] is True for e in joined)
-    assert alice.match.phase is MatchPhase.COUNTDOWN
+    assert phase_of(alice) is MatchPhase.COUNTDOWN
     outputs = run(arena, 5)
     assert events_of(outputs, alice.player_id, EventCode.START)[0].tick == 15
-    assert alice.match.phase is MatchPhase.RUNNING
+    assert phase_of(alice) is MatchPhase.RUNNING
 
 
 def test_lobby_without_ai_waits_for_min_players() -> None:
     arena = make_arena(min_players=2, fill_with_ai=False)
     alice, _ = arena.join("alice")
     run(arena, 25)
-    assert alice.match.phase is MatchPhase.LOBBY
+    assert phase_of(alice) is MatchPhase.LOBBY
     arena.join("bob")
     run(arena, 4)
-    assert alice.match.phase is MatchPhase.LOBBY
+    assert phase_of(alice) is MatchPhase.LOBBY
     run(arena, 1)
-    assert alice.match.phase is MatchPhase.COUNTDOWN
+    assert phase_of(alice) is MatchPhase.COUNTDOWN
 
 
 def test_join_errors_carry_their_close_codes() -> None:
@@ -127,7 +131,7 @@ def test_inputs_apply_at_tick_boundaries_and_the_latest_wins() -> None:
     arena = make_arena(fill_with_ai=False)
     alice, _ = arena.join("alice")
     run(arena, 15)
-    assert alice.match.phase is MatchPhase.RUNNING
+    assert phase_of(alice) is MatchPhase.RUNNING
     arena.handle_input(alice.player_id, protocol.Input(seq=1, ack_tick=-1, controls=(0.1,)))
     arena.handle_input(alice.player_id, protocol.Input(seq=2, ack_tick=-1, controls=(0.5,)))
     arena.handle_input(alice.player_id, protocol.Input(seq=1, ack_tick=-1, controls=(1.0,)))
@@ -252,4 +256,4 @@ def test_pong_echoes_the_client_time_and_the_tick() -> None:
     run(arena, 3)
     pong = protocol.decode_server_message(arena.pong(protocol.Ping(client_time=123)))
     assert pong == protocol.Pong(client_time=123, tick=3)
-    assert MessageType.PONG == 21
+    assert protocol.encode(pong)[1] == MessageType.PONG

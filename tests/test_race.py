@@ -18,9 +18,10 @@ def new_race(
     cars: int = 2,
     ai: bool = False,
     rows: int = 1,
-    **rules: float,
+    finish_timeout_s: float = 20.0,
 ) -> RaceGame:
-    game = RaceGame(tick_rate_hz=TICK_HZ, rows=rows, rules=RaceRules(**rules) if rules else None)
+    rules = RaceRules(finish_timeout_s=finish_timeout_s)
+    game = RaceGame(tick_rate_hz=TICK_HZ, rows=rows, rules=rules)
     for row in range(rows):
         game.create(row, seed=row + 1, options={"track": track, "laps": laps})
         for slot in range(cars):
@@ -47,12 +48,16 @@ def place(game: RaceGame, slot: int, s: float, speed: float, row: int = 0) -> No
 
 def segments_cross(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
     def orient(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
-        return np.sign(
+        sign: np.ndarray = np.sign(
             (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1])
             - (q[..., 1] - p[..., 1]) * (r[..., 0] - p[..., 0])
         )
+        return sign
 
-    return (orient(a, b, c) * orient(a, b, d) < 0) & (orient(c, d, a) * orient(c, d, b) < 0)
+    crossing: np.ndarray = (orient(a, b, c) * orient(a, b, d) < 0) & (
+        orient(c, d, a) * orient(c, d, b) < 0
+    )
+    return crossing
 
 
 @pytest.mark.parametrize("name", track_names())
@@ -213,7 +218,7 @@ def run_controls(game: RaceGame, ticks: int, seed: int) -> bytes:
         controls[0, :, 0] = rng.uniform(0.5, 1.0, size=game.slots)
         controls[0, :, 2] = rng.uniform(-0.3, 0.3, size=game.slots)
         step(game, controls)
-    return game.state()[0].tobytes()
+    return bytes(game.state()[0].tobytes())
 
 
 def test_same_seed_and_inputs_give_bit_identical_state_whatever_else_runs() -> None:
