@@ -310,7 +310,7 @@ def _decode_leave(f: list[Any]) -> Leave:
 
 
 def _decode_welcome(f: list[Any]) -> Welcome:
-    _arity(f, "WELCOME", 10)
+    _arity(f, "WELCOME", 10, at_least=True)  # later versions may append fields
     if not isinstance(f[8], dict) or not isinstance(f[9], dict):
         raise ProtocolError("WELCOME schema and match must be maps")
     return Welcome(
@@ -327,7 +327,7 @@ def _decode_welcome(f: list[Any]) -> Welcome:
 
 
 def _decode_snapshot(f: list[Any]) -> Snapshot:
-    _arity(f, "SNAPSHOT", 5)
+    _arity(f, "SNAPSHOT", 5, at_least=True)  # later versions may append fields
     return Snapshot(
         tick=_int(f[1], "SNAPSHOT tick"),
         checksum=_int(f[2], "SNAPSHOT checksum", 0, 2**32 - 1),
@@ -337,7 +337,7 @@ def _decode_snapshot(f: list[Any]) -> Snapshot:
 
 
 def _decode_delta(f: list[Any]) -> Delta:
-    _arity(f, "DELTA", 7)
+    _arity(f, "DELTA", 7, at_least=True)  # later versions may append fields
     return Delta(
         tick=_int(f[1], "DELTA tick"),
         baseline_tick=_int(f[2], "DELTA baseline_tick"),
@@ -359,7 +359,7 @@ def _decode_event(f: list[Any]) -> Event:
 
 
 def _decode_results(f: list[Any]) -> Results:
-    _arity(f, "RESULTS", 4)
+    _arity(f, "RESULTS", 4, at_least=True)  # later versions may append fields
     if not isinstance(f[3], list) or not all(isinstance(r, dict) for r in f[3]):
         raise ProtocolError("RESULTS must carry a list of maps")
     return Results(
@@ -368,7 +368,7 @@ def _decode_results(f: list[Any]) -> Results:
 
 
 def _decode_pong(f: list[Any]) -> Pong:
-    _arity(f, "PONG", 3)
+    _arity(f, "PONG", 3, at_least=True)  # later versions may append fields
     return Pong(client_time=_int(f[1], "PONG client_time"), tick=_int(f[2], "PONG tick"))
 
 
