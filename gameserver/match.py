@@ -142,6 +142,7 @@ class Arena:
         *,
         seed: int = 0,
         checksum_every: int = DEFAULT_CHECKSUM_EVERY,
+        first_match_id: int = 1,
     ) -> None:
         self.game = game
         self.checksum_every = checksum_every
@@ -165,7 +166,8 @@ class Arena:
         self._by_row: dict[int, Match] = {}
         self._free_rows = list(range(game.rows - 1, -1, -1))
         self._timers: list[tuple[int, int, int]] = []  # (tick, match_id, generation)
-        self._next_match_id = 1
+        # Ids continue from the results store's, so they stay unique across restarts.
+        self._next_match_id = first_match_id
         self._next_player_id = 1
         self.frames_sent = 0
         self.bytes_sent = 0

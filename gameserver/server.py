@@ -43,7 +43,7 @@ log = logging.getLogger("gameserver")
 Authorizer = Callable[[trio_websocket.WebSocketRequest], str | None]
 MatchEndedHook = Callable[[MatchEnded], None]
 #: Stores a finished match durably; RESULTS are sent after it returns.
-ResultStore = Callable[[MatchEnded], Awaitable[None]]
+StoreResults = Callable[[MatchEnded], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ class Server:
         seed: int = 0,
         authorize: Authorizer | None = None,
         on_match_ended: MatchEndedHook | None = None,
-        store_results: ResultStore | None = None,
+        store_results: StoreResults | None = None,
         first_match_id: int = 1,
     ) -> None:
         self.config = config
