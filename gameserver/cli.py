@@ -409,8 +409,10 @@ def _config(args: argparse.Namespace, **defaults: Any) -> ServerConfig:
         "laps",
         "lobby_timeout_s",
         "database",
+        "status_port",
     )
-    overrides = {**defaults, **{k: getattr(args, k) for k in keys if getattr(args, k) is not None}}
+    given = {k: getattr(args, k, None) for k in keys}
+    overrides = {**defaults, **{k: v for k, v in given.items() if v is not None}}
     if args.seed is not None:
         overrides["seed"] = args.seed
     return load_config(toml_path=args.config, overrides=overrides)
@@ -428,6 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--matches", type=int, default=1)
     demo.add_argument("--bots", type=int, default=8, help="bots per match")
     serve.add_argument("--port-file", help="write the listening port to this file")
+    serve.add_argument(
+        "--status-port",
+        dest="status_port",
+        type=int,
+        help="serve /stats, /metrics and /healthz over HTTP on this port (0: any free port)",
+    )
     commands.add_parser("tracks", help="list the shipped tracks")
     results = commands.add_parser("results", help="the stored results of one match")
     results.add_argument("match_id", type=int)
