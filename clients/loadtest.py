@@ -44,7 +44,7 @@ from clients.wsframe import (
     mask_frame,
 )
 from gameserver import protocol
-from gameserver.codes import SUBPROTOCOL, MessageType
+from gameserver.codes import SUBPROTOCOL, EventCode, MessageType
 from gameserver.errors import DesyncError, ProtocolError
 from gameserver.race.autopilot import drive
 from gameserver.race.track import Track, load_track
@@ -81,6 +81,7 @@ class Bot:
     reported_seq: int = 0
     latencies_s: list[float] = field(default_factory=list)
     desyncs: int = 0
+    racing: bool = False
     results: list[dict[str, Any]] | None = None
     close_code: int | None = None
     error: str | None = None
@@ -95,6 +96,23 @@ class MatchView:
     fields: dict[str, int]
     sampler: Bot | None = None
     bots: list[Bot] = field(default_factory=list)
+
+
+@dataclass
+class Progress:
+    """Live figures, once a second."""
+
+    elapsed_s: float = 0.0
+    bots: int = 0
+    connected: int = 0
+    racing: int = 0
+    finished: int = 0
+    frames: int = 0
+    frames_per_s: float = 0.0
+    kbit_per_s: float = 0.0
+    bytes_down: int = 0
+    errors: int = 0
+    matches: int = 0
 
 
 @dataclass
@@ -181,6 +199,7 @@ class LoadTest:
         self.failures: dict[str, int] = {}
         self.close_codes: dict[str, int] = {}
         self.epoll = select.epoll()
+        self._last_progress = Progress()
         self._tracks: dict[str, Track] = {}
 
     # ------------------------------------------------------------ connections
@@ -349,8 +368,11 @@ class LoadTest:
             return
         if isinstance(message, protocol.Welcome):
             self._welcome(bot, message)
+        elif isinstance(message, protocol.Event) and message.kind == EventCode.START:
+            bot.racing = True
         elif isinstance(message, protocol.Results):
             bot.results = message.results
+            bot.racing = False
 
     def _decode_frame(self, bot: Bot, payload: bytes) -> protocol.Snapshot | protocol.Delta | None:
         """Rebuild the state into the bot's mirror and verify the checksum."""
@@ -475,7 +497,7 @@ class LoadTest:
                 if next_input < now:
                     next_input = now + period
             if self.progress is not None and now >= next_progress:
-                self.progress(self._progress_line(joined, now - start))
+                self.progress(self._progress(joined, now - start))
                 next_progress += 1.0
             timeout = max(0.0, min(next_input - time.perf_counter(), 0.05))
             for fd, events in self.epoll.poll(timeout):
@@ -505,16 +527,26 @@ class LoadTest:
             bot.gaps_s = []
             bot.latencies_s = []
 
-    def _progress_line(self, joined: int, elapsed: float) -> str:
+    def _progress(self, joined: int, elapsed: float) -> Progress:
         frames = sum(b.frames for b in self.bots)
         down = sum(b.bytes_down for b in self.bots)
-        finished = sum(1 for b in self.bots if b.results is not None)
-        errors = sum(self.failures.values())
-        return (
-            f"{elapsed:6.1f}s connected {joined}/{self.count} matches {len(self.matches)} "
-            f"finished {finished} frames {frames} down {down * 8 / max(elapsed, 1e-9) / 1e3:.0f}"
-            f" kbit/s errors {errors}"
+        previous = self._last_progress
+        rate = max(elapsed - previous.elapsed_s, 1e-9)
+        progress = Progress(
+            elapsed_s=elapsed,
+            bots=self.count,
+            connected=joined,
+            racing=sum(1 for b in self.bots if b.racing and b.phase == JOINED),
+            finished=sum(1 for b in self.bots if b.results is not None),
+            frames=frames,
+            frames_per_s=max(0, frames - previous.frames) / rate,
+            kbit_per_s=max(0, down - previous.bytes_down) * 8 / rate / 1e3,
+            bytes_down=down,
+            errors=sum(self.failures.values()) + sum(b.desyncs for b in self.bots),
+            matches=len(self.matches),
         )
+        self._last_progress = progress
+        return progress
 
     def _report(self, wall: float, cpu_share: float) -> Report:
         ok = [b for b in self.bots if b.handshake_s is not None]
@@ -565,6 +597,60 @@ class LoadTest:
             loadgen_saturated=saturated,
             notes=notes,
         )
+
+
+class LiveDisplay:
+    """A live table on the terminal (rich), refreshed with each progress report."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._live = Live(console=Console(stderr=True), auto_refresh=False)
+        self._live.start()
+
+    def update(self, progress: Progress) -> None:
+        from rich.table import Table
+
+        table = Table(title=f"load test, {progress.elapsed_s:.0f} s", title_justify="left")
+        for column in (
+            "connected", "racing", "finished", "matches", "frames/s", "kbit/s", "errors",
+        ):  # fmt: skip
+            table.add_column(column, justify="right")
+        table.add_row(
+            f"{progress.connected}/{progress.bots}",
+            str(progress.racing),
+            str(progress.finished),
+            str(progress.matches),
+            f"{progress.frames_per_s:,.0f}",
+            f"{progress.kbit_per_s:,.0f}",
+            str(progress.errors),
+        )
+        self._live.update(table, refresh=True)
+
+    def stop(self) -> None:
+        self._live.stop()
+
+
+def print_report(report: Report) -> None:
+    """The summary as a rich table (plain text when not on a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="load test report", title_justify="left", show_header=False)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    notes = []
+    for line in format_report(report).splitlines():
+        if line.startswith("note: "):
+            notes.append(line)
+            continue
+        key, _, value = line.partition("  ")
+        table.add_row(key.strip(), value.strip())
+    console = Console()
+    console.print(table)
+    for note in notes:
+        console.print(note)
 
 
 def format_report(report: Report) -> str:
@@ -629,9 +715,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.bots < 1 or args.duration <= 0 or args.input_rate <= 0 or args.ramp <= 0:
         parser.error("--bots, --duration, --input-rate and --ramp must be positive")
 
-    def progress(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
+    display = LiveDisplay() if not args.json else None
     test = LoadTest(
         args.url,
         args.bots,
@@ -643,14 +727,18 @@ def main(argv: list[str] | None = None) -> int:
         warmup_s=args.warmup,
         naive=args.naive,
         max_speed_mps=args.max_speed,
-        progress=None if args.json else progress,
+        progress=display.update if display is not None else None,
         on_measure=lambda: print("measuring", file=sys.stderr, flush=True),
     )
-    report = test.run()
+    try:
+        report = test.run()
+    finally:
+        if display is not None:
+            display.stop()
     if args.json:
         print(json.dumps(asdict(report), indent=2))
     else:
-        print(format_report(report))
+        print_report(report)
     return 1 if report.desyncs or report.connections_failed else 0
 
 
