@@ -23,7 +23,9 @@ class TickStatistics:
     tick_p50_ms: float
     tick_p99_ms: float
     tick_max_ms: float
+    #: CPU time spent inside ticks, in total and per tick on average.
     cpu_s: float
+    tick_cpu_ms_mean: float
 
 
 class TickMetrics:
@@ -58,4 +60,5 @@ class TickMetrics:
             tick_p99_ms=float(p99) * 1e3,
             tick_max_ms=self.max_s * 1e3,
             cpu_s=self.cpu_s,
+            tick_cpu_ms_mean=self.cpu_s / self.ticks * 1e3 if self.ticks else 0.0,
         )
