@@ -12,6 +12,7 @@ from gameserver.bots import BotReport, run_bots
 from gameserver.client import ClientError, open_client
 from gameserver.config import ServerConfig
 from gameserver.race import RaceGame
+from gameserver.replay import game_results, replay
 from gameserver.server import Server
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -64,6 +65,11 @@ async def test_two_matches_of_four_bots_race_two_laps_to_identical_results() -> 
         times = [r["time_ms"] for r in first]
         assert times == sorted(times)
         assert {r["player_id"] for r in first} == {r.player_id for r in group}
+        recording = ended[match_id].recording
+        assert recording is not None
+        replayed = replay(RaceGame(tick_rate_hz=CONFIG.tick_rate_hz, rows=1, slots=4), recording)
+        assert replayed.checksums_verified >= 10, "every match replays bit-exactly"
+        assert replayed.results == game_results(server_results)
     server_stats = server.statistics()
     assert server_stats.matches_finished == 2
     assert server_stats.ticks.missed_ticks < server_stats.ticks.ticks * 0.05
