@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -97,43 +96,29 @@ def measure(
                     raise RuntimeError(f"server ({design}) did not start")
                 time.sleep(0.05)
             port, status_port = (int(x) for x in port_file.read_text().split())
-            loadgen = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "clients.loadtest",
-                    "--url",
-                    f"ws://127.0.0.1:{port}",
-                    "--bots",
-                    str(clients),
-                    "--duration",
-                    str(measure_s),
-                    "--warmup",
-                    str(warmup_s),
-                    "--json",
-                    *(["--naive"] if design != "ours" else []),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            marks: dict[str, Any] = {}
-
-            def watch_stderr() -> None:
+            out_path = Path(tmp) / "report.json"
+            with out_path.open("w") as out_file:
+                loadgen = subprocess.Popen(
+                    [sys.executable, "-m", "clients.loadtest", "--url", f"ws://127.0.0.1:{port}",
+                     "--bots", str(clients), "--duration", str(measure_s),
+                     "--warmup", str(warmup_s), "--max-speed", "30", "--json",
+                     *(["--naive"] if design != "ours" else [])],
+                    stdout=out_file,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )  # fmt: skip
+                marks: dict[str, Any] = {}
                 assert loadgen.stderr is not None
-                for line in loadgen.stderr:
+                for line in loadgen.stderr:  # the load generator says when it starts measuring
                     if line.strip() == "measuring" and "cpu" not in marks:
                         marks["cpu"] = cpu_seconds(server.pid)
                         marks["time"] = time.perf_counter()
                         marks["stats"] = server_stats(status_port)
-
-            watcher = threading.Thread(target=watch_stderr, daemon=True)
-            watcher.start()
-            out, _ = loadgen.communicate(timeout=warmup_s + measure_s + clients / 100 + 120)
+                loadgen.wait(timeout=60)
             end_cpu, end_time = cpu_seconds(server.pid), time.perf_counter()
             end_stats = server_stats(status_port)
+            out = out_path.read_text()
             memory = rss_mb(server.pid)
-            watcher.join(timeout=5)
         finally:
             server.terminate()
             server.wait(timeout=10)

@@ -276,3 +276,23 @@ def test_drive_one_steers_toward_the_track_from_plain_numbers() -> None:
     throttle, brake, steer = drive_one(track, 0.0, -200.0, 0.0, 80.0)
     assert brake > 0.0
     assert throttle < 0.5
+
+
+def test_a_running_row_among_idle_ones_steps_exactly_as_alone() -> None:
+    alone = new_race(track="sprint", cars=3, ai=True, rows=1)
+    many = RaceGame(tick_rate_hz=TICK_HZ, rows=16)
+    many.create(3, seed=1, options={"track": "sprint", "laps": 2})
+    many.create(5, seed=9, options={"track": "oval", "laps": 2})
+    for slot in range(3):
+        many.join(3, slot, ai=True)
+        many.join(5, slot, ai=True)
+    many.start(3)  # row 5 stays in its lobby
+    lobby = many.state()[5].copy()
+    running = np.zeros(16, dtype=bool)
+    running[[3, 5]] = True
+    for _ in range(400):
+        step(alone)
+        many.step(running, np.zeros((16, many.slots, 3)))
+    assert np.array_equal(many.state()[3], alone.state()[0])
+    assert np.array_equal(many.state()[5], lobby)
+    assert not many.state()[[0, 1, 2, 4, *range(6, 16)]].any()

@@ -15,6 +15,7 @@ speed tunnels through one, and crossing times are interpolated inside the tick.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -196,12 +197,7 @@ class RaceGame:
         old = self.rows
         if rows <= old:
             return
-        saved = {
-            name: getattr(self, name)
-            for name in (*self._FLOAT_COLUMNS, *self._INT_COLUMNS, *self._BOOL_COLUMNS)
-        }
-        saved |= {"row_" + name: getattr(self, "row_" + name) for name, _ in self._ROW_COLUMNS}
-        saved["_state"] = self._state
+        saved = {name: getattr(self, name) for name in self._all_columns()}
         self._allocate(rows)
         for name, array in saved.items():
             getattr(self, name)[:old] = array
@@ -277,8 +273,37 @@ class RaceGame:
     # ------------------------------------------------------------ the tick
     def step(self, running: RowMask, controls: ControlArray) -> Sequence[GameEvent]:
         rows = running[: self.rows] & self.row_started & ~self.row_over
-        if not rows.any():
+        active = np.flatnonzero(rows)
+        if active.size == 0:
             return ()
+        if active.size == self.rows:
+            return self._step_rows(rows, controls[: self.rows])
+        # Only some rows run (others are in their lobby, over, or free): step a
+        # compact copy of those rows so the cost follows the running matches,
+        # not the allocated ones, then write them back.
+        full = {name: getattr(self, name) for name in self._all_columns()}
+        for name, array in full.items():
+            setattr(self, name, array[active])
+        try:
+            events = self._step_rows(np.ones(active.size, dtype=bool), controls[active])
+            for name, array in full.items():
+                array[active] = getattr(self, name)
+        finally:
+            for name, array in full.items():
+                setattr(self, name, array)
+        return [dataclasses.replace(e, row=int(active[e.row])) for e in events]
+
+    def _all_columns(self) -> tuple[str, ...]:
+        return (
+            *self._FLOAT_COLUMNS,
+            *self._INT_COLUMNS,
+            *self._BOOL_COLUMNS,
+            *("row_" + name for name, _ in self._ROW_COLUMNS),
+            "_state",
+        )
+
+    def _step_rows(self, rows: Bools, controls: ControlArray) -> list[GameEvent]:
+        """One tick of the rows marked in ``rows`` (row indices local to the columns)."""
         self.row_race_ticks[rows] += 1
         racing = rows[:, None] & self.present & ~self.left
         moving = racing & ~self.finished
