@@ -73,6 +73,8 @@ class Match:
     seats: dict[int, Player] = field(default_factory=dict)
     results: list[dict[str, Any]] | None = None
     recording: Recording | None = None
+    #: Who sat in a slot and left after the start: (player_id, name), for the results.
+    departed: dict[int, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def humans(self) -> list[Player]:
@@ -340,6 +342,8 @@ class Arena:
         if match.phase is MatchPhase.OVER:
             return []
         del match.seats[player.slot]
+        if match.phase is not MatchPhase.LOBBY:
+            match.departed[player.slot] = (player.player_id, player.name)
         self.game.leave(match.row, player.slot)
         self._controls[match.row, player.slot] = 0.0
         if match.recording is not None:
@@ -374,7 +378,9 @@ class Arena:
     def acknowledge(self, player_id: int, ack_tick: int) -> None:
         """The client holds the state of ``ack_tick``: its next delta may start there."""
         player = self.players[player_id]
-        if player.ack_tick < ack_tick <= self.tick:
+        if ack_tick < 0:
+            player.ack_tick = -1  # the client holds nothing: the next frame is a snapshot
+        elif player.ack_tick < ack_tick <= self.tick:
             player.ack_tick = ack_tick
 
     def pong(self, message: protocol.Ping) -> bytes:
@@ -493,8 +499,13 @@ class Arena:
         results = self.game.results(match.row)
         for entry in results:
             seat = match.seats.get(entry["slot"])
-            entry["player_id"] = seat.player_id if seat else None
-            entry["name"] = seat.name if seat else entry.get("name", "")
+            player_id, name = (
+                (seat.player_id, seat.name)
+                if seat
+                else match.departed.get(entry["slot"], (None, ""))
+            )
+            entry["player_id"] = player_id
+            entry["name"] = name
         match.results = results
         match.end_tick = self.tick
         if match.recording is not None:

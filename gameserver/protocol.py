@@ -231,7 +231,9 @@ def _unpack(data: bytes, max_bytes: int) -> list[Any]:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ProtocolError("message must be a binary frame")
     if len(data) > max_bytes:
-        raise ProtocolError(f"message of {len(data)} bytes exceeds {max_bytes}")
+        raise ProtocolError(
+            f"message of {len(data)} bytes exceeds {max_bytes}", CloseCode.MESSAGE_TOO_BIG
+        )
     try:
         fields = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
     except Exception as exc:  # msgpack raises many types for bad bytes
@@ -411,10 +413,16 @@ def decode_server_message(data: bytes, max_bytes: int = 16 * 1024 * 1024) -> Ser
 def peek_type(data: bytes) -> int | None:
     """The message type of an encoded message from its first bytes, without decoding it.
 
-    Every message is a msgpack array (fixarray marker 0x90..0x9f) whose first
-    element is a positive fixint, so the type is byte 1. Load generators use
-    this to count frames without parsing them.
+    Every message is a msgpack array whose first element is a positive fixint:
+    the type is byte 1 after a fixarray marker (0x91..0x9f, 1 to 15 elements),
+    byte 3 after an array 16 header (0xdc) and byte 5 after an array 32 header
+    (0xdd). None when the bytes do not start like a message. Load generators
+    use this to count frames without parsing them.
     """
-    if len(data) >= 2 and 0x90 <= data[0] <= 0x9F and data[1] < 0x80:
-        return data[1]
+    if not data:
+        return None
+    marker = data[0]
+    at = 1 if 0x91 <= marker <= 0x9F else 3 if marker == 0xDC else 5 if marker == 0xDD else 0
+    if at and len(data) > at and data[at] < 0x80:
+        return data[at]
     return None

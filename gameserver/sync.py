@@ -80,8 +80,11 @@ def decode_varints(data: bytes, count: int) -> _U64:
     starts = np.empty_like(ends)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
-    if int((ends - starts).max()) >= 10:
+    lengths = ends - starts + 1
+    if int(lengths.max()) > 10:
         raise ProtocolError("varint longer than 10 bytes")
+    if (raw[ends[lengths == 10]] > 1).any():  # a 10th byte holds bit 63 only
+        raise ProtocolError("varint exceeds 64 bits")
     owner = np.cumsum(last) - last
     index = np.arange(raw.size) - starts[owner]
     parts = (raw & 0x7F).astype(np.uint64) << _SHIFTS[index]

@@ -257,3 +257,26 @@ def test_pong_echoes_the_client_time_and_the_tick() -> None:
     pong = protocol.decode_server_message(arena.pong(protocol.Ping(client_time=123)))
     assert pong == protocol.Pong(client_time=123, tick=3)
     assert protocol.encode(pong)[1] == MessageType.PONG
+
+
+def test_acknowledging_nothing_asks_for_a_snapshot() -> None:
+    arena = make_arena()
+    alice, _ = arena.join("alice")
+    run(arena, 3)
+    arena.acknowledge(alice.player_id, arena.tick)
+    assert isinstance(messages_to(arena.step(), alice.player_id)[-1], protocol.Delta)
+    arena.acknowledge(alice.player_id, -1)
+    assert isinstance(messages_to(arena.step(), alice.player_id)[-1], protocol.Snapshot)
+
+
+def test_a_player_who_left_mid_match_keeps_their_name_in_the_results() -> None:
+    arena = make_arena(fill_with_ai=False)
+    alice, _ = arena.join("alice")
+    bob, _ = arena.join("bob")
+    run(arena, 16)
+    arena.leave(bob.player_id)
+    arena.handle_input(alice.player_id, protocol.Input(seq=1, ack_tick=-1, controls=(1.0,)))
+    ended = [o for o in run(arena, 20) if isinstance(o, MatchEnded)]
+    assert ended[0].results is not None
+    by_slot = {r["slot"]: r for r in ended[0].results}
+    assert (by_slot[bob.slot]["player_id"], by_slot[bob.slot]["name"]) == (bob.player_id, "bob")

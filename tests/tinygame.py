@@ -33,7 +33,7 @@ class TinyGame:
         slots=4,
         fields=(
             StateField(name="pos", scale=1.0, unit="m", doc="distance travelled"),
-            StateField(name="flags", scale=1.0, unit="", doc="bit0 present, bit1 finished"),
+            StateField(name="flags", scale=1.0, unit="", doc="1 present, 2 finished, 4 left"),
         ),
         controls=(Control(name="push", low=0.0, high=1.0, doc="how hard to push"),),
         event_kinds=(EventKind(code=FINISH, name="FINISH", args=("position",), doc="finished"),),
@@ -75,6 +75,9 @@ class TinyGame:
         self._ai[row, slot] = ai
 
     def leave(self, row: int, slot: int) -> None:
+        if self._started[row]:
+            self._state[row, slot, 1] |= 4  # left the race: stays in the results, last
+            return
         self._state[row, slot] = 0
         self._ai[row, slot] = False
 
@@ -85,7 +88,7 @@ class TinyGame:
         self.steps += 1
         live = running & self._started & ~self._over
         push = np.where(self._ai, 1.0, controls[:, :, 0])
-        moving = live[:, None] & ((self._state[:, :, 1] & 3) == 1)
+        moving = live[:, None] & ((self._state[:, :, 1] & 7) == 1)
         before = self._state[:, :, 0].copy()
         self._state[:, :, 0] += np.where(moving, np.round(push * 10), 0).astype(np.int32)
         crossed = moving & (before < self.goal) & (self._state[:, :, 0] >= self.goal)
@@ -95,7 +98,7 @@ class TinyGame:
             order.append(int(slot))
             self._state[row, slot, 1] |= 2
             events.append(GameEvent(row=int(row), slot=int(slot), kind=FINISH, args=(len(order),)))
-        present = (self._state[:, :, 1] & 1) == 1
+        present = (self._state[:, :, 1] & 5) == 1
         finished = (self._state[:, :, 1] & 2) == 2
         done = live & present.any(axis=1) & ~(present & ~finished).any(axis=1)
         for row in np.flatnonzero(done):
