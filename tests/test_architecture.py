@@ -19,6 +19,7 @@ PURE_MODULES = [
     "race/__init__.py",
     "race/track.py",
     "race/game.py",
+    "race/physics.py",
     "race/rules.py",
     "race/autopilot.py",
 ]
