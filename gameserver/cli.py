@@ -26,7 +26,7 @@ from .config import ServerConfig, load_config
 from .errors import ConfigError, GameServerError
 from .game import Game
 from .replay import Recording, ReplayDivergence, game_results, replay
-from .results import SqliteResultStore, store_in_thread
+from .results import ResultStore, is_postgres_url, open_result_store, store_in_thread
 from .server import Server
 
 log = logging.getLogger("gameserver")
@@ -135,7 +135,7 @@ def format_matches(rows: Sequence[dict[str, Any]]) -> str:
 
 
 # ------------------------------------------------------------------ commands
-def _store_hooks(config: ServerConfig, store: SqliteResultStore | None) -> dict[str, Any]:
+def _store_hooks(config: ServerConfig, store: ResultStore | None) -> dict[str, Any]:
     """Server arguments that keep every match in ``store``, continuing its match ids."""
     if store is None:
         return {}
@@ -146,13 +146,13 @@ def _store_hooks(config: ServerConfig, store: SqliteResultStore | None) -> dict[
 
 
 @contextmanager
-def _open_configured_store(config: ServerConfig) -> Iterator[SqliteResultStore | None]:
+def _open_configured_store(config: ServerConfig) -> Iterator[ResultStore | None]:
     """The configured results database, created and migrated if need be; None if unset."""
     if not config.database:
         yield None
         return
-    with SqliteResultStore(config.database) as store:
-        log.info("results database %s (schema %d)", store.path, store.schema_version)
+    with open_result_store(config.database) as store:
+        log.info("results database %s (schema %d)", store.location, store.schema_version)
         yield store
 
 
@@ -168,7 +168,7 @@ async def _serve(
     config: ServerConfig,
     seed: int,
     *,
-    store: SqliteResultStore | None = None,
+    store: ResultStore | None = None,
     port_file: str | None = None,
 ) -> None:
     from .race import RaceGame
@@ -194,7 +194,7 @@ async def _demo(
     bots: int,
     seed: int,
     out: Printer,
-    store: SqliteResultStore | None = None,
+    store: ResultStore | None = None,
 ) -> int:
     from .bots import run_bots, summarize
     from .race import RaceGame
@@ -255,14 +255,14 @@ def _race_game(tick_rate_hz: int, slots: int) -> Game:
 GAMES: dict[str, Callable[[int, int], Game]] = {"race": _race_game}
 
 
-def _open_store(args: argparse.Namespace) -> SqliteResultStore:
-    """The database of ``--db``, else the configured one; it must exist already."""
-    path = args.db if args.db is not None else load_config(toml_path=args.config).database
-    if not path:
+def _open_store(args: argparse.Namespace) -> ResultStore:
+    """The database of ``--db``, else the configured one; a SQLite file must exist already."""
+    database = args.db if args.db is not None else load_config(toml_path=args.config).database
+    if not database:
         raise ConfigError("no results database: pass --db PATH or set database")
-    if not Path(path).is_file():
-        raise ConfigError(f"database: no results database at {path}")
-    return SqliteResultStore(path)
+    if not is_postgres_url(database) and not Path(database).is_file():
+        raise ConfigError(f"database: no results database at {database}")
+    return open_result_store(database)
 
 
 def _show(data: Any, table: str, *, as_json: bool, out: Printer) -> None:
@@ -292,7 +292,7 @@ def _watcher(match: dict[str, Any], tick_rate_hz: int, out: Printer) -> Callable
 
 
 def _replay(
-    store: SqliteResultStore,
+    store: ResultStore,
     match_id: int,
     *,
     watch: bool,
@@ -304,7 +304,7 @@ def _replay(
     match = store.match(match_id)
     data = store.recording(match_id)
     if match is None or data is None:
-        err(f"gameserver: no recording of match {match_id} in {store.path}")
+        err(f"gameserver: no recording of match {match_id} in {store.location}")
         return 2
     recording = Recording.from_bytes(data)
     make_game = GAMES.get(recording.game)
@@ -348,7 +348,7 @@ def _store_command(args: argparse.Namespace, out: Printer, err: Printer) -> int:
         if args.command == "results":
             match = store.match(args.match_id)
             if match is None:
-                err(f"gameserver: no match {args.match_id} in {store.path}")
+                err(f"gameserver: no match {args.match_id} in {store.location}")
                 return 1
             _show(match, format_match(match), as_json=args.json, out=out)
         elif args.command == "leaderboard":
@@ -378,7 +378,10 @@ def _epoch_s(text: str) -> float:
 
 
 def _add_store_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="results database (default: the configured database)")
+    parser.add_argument(
+        "--db",
+        help="results database, a SQLite file or a postgresql:// URL (default: the configured one)",
+    )
     parser.add_argument("--config", help="TOML file ([server] table) that names the database")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -394,7 +397,9 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lobby-timeout", dest="lobby_timeout_s", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument(
-        "--db", dest="database", help='results database (SQLite file); "" keeps nothing'
+        "--db",
+        dest="database",
+        help='results database, a SQLite file or a postgresql:// URL; "" keeps nothing',
     )
     parser.add_argument("--log-level", default="INFO")
 

@@ -54,7 +54,8 @@ class ServerConfig:
     drain_timeout_s: float = 0.0
     #: Port of the HTTP status endpoint (/stats, /metrics, /healthz); None: off.
     status_port: int | None = None
-    #: SQLite file that keeps results and replays; None or "" keeps nothing.
+    #: Where results and replays are kept: a SQLite file, or a ``postgresql://``
+    #: URL (needs the ``postgres`` extra); None or "" keeps nothing.
     database: str | None = "gameserver.sqlite3"
 
     def __post_init__(self) -> None:

@@ -7,10 +7,11 @@ always on disk. A match is written in one transaction, keyed by its match id:
 recording it twice changes nothing.
 
 :class:`SqliteResultStore` is the embedded default (WAL, ``synchronous=FULL``).
-The interface is small and its SQL plain, so a fleet of servers can share a
-PostgreSQL database through another implementation without touching the match
-code. The schema is versioned by ``PRAGMA user_version`` and upgraded by the
-ordered :data:`MIGRATIONS`.
+Its schema is versioned by ``PRAGMA user_version`` and upgraded by the ordered
+:data:`MIGRATIONS`. A fleet of servers shares one PostgreSQL database through
+:class:`~gameserver.results_postgres.PostgresResultStore` (the ``postgres``
+extra) instead; :func:`open_result_store` picks the store from the configured
+``database``, and the match code sees only the :class:`ResultStore` interface.
 
 Methods are synchronous and thread-safe; the server calls them from worker
 threads (:func:`store_in_thread`).
@@ -27,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import trio
 
@@ -100,12 +101,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 BUSY_TIMEOUT_S = 10.0
 
 
+#: How a ``database`` setting names a PostgreSQL database rather than a SQLite file.
+POSTGRES_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
 class StoreError(GameServerError):
-    """The results database cannot be opened or upgraded."""
+    """The results database cannot be opened or upgraded, or holds another match under an id."""
 
 
 class ResultStore(Protocol):
     """Where finished matches are kept. Synchronous; safe to call from any thread."""
+
+    @property
+    def location(self) -> str:
+        """The database, for messages (a file path, or a URL without its password)."""
+        ...
+
+    @property
+    def schema_version(self) -> int:
+        """The number of migrations applied."""
+        ...
 
     def record_match(
         self, ended: MatchEnded, ended_at: float, *, tick_rate_hz: int | None = None
@@ -113,8 +128,10 @@ class ResultStore(Protocol):
         """Keep ``ended`` (ended at wall time ``ended_at``) in one transaction.
 
         Returns False, changing nothing, when the match is already stored or
-        never started. ``tick_rate_hz`` dates the start and lets a replay
-        rebuild the game.
+        never started. Raises :class:`StoreError`, changing nothing, when
+        another match (other seed or ticks) is stored under its id, as when
+        two servers hand out the same ids. ``tick_rate_hz`` dates the start
+        and lets a replay rebuild the game.
         """
         ...
 
@@ -144,10 +161,38 @@ class ResultStore(Protocol):
 
     def close(self) -> None: ...
 
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def is_postgres_url(database: str) -> bool:
+    """Whether a ``database`` setting names a PostgreSQL database."""
+    return database.lower().startswith(POSTGRES_URL_SCHEMES)
+
+
+def open_result_store(database: str) -> ResultStore:
+    """The store a ``database`` setting names, created and migrated if need be.
+
+    A ``postgresql://`` or ``postgres://`` URL opens a PostgreSQL database
+    (psycopg is imported only then); anything else is a SQLite file path.
+    """
+    if is_postgres_url(database):
+        try:
+            from .results_postgres import PostgresResultStore
+        except ImportError as exc:
+            if not (exc.name or "").startswith("psycopg"):
+                raise
+            raise StoreError(
+                "a postgresql:// database needs psycopg: pip install 'gameserver[postgres]'"
+            ) from None
+        return PostgresResultStore(database)
+    return SqliteResultStore(database)
+
 
 # ------------------------------------------------------------------ rows
 @dataclass(frozen=True, slots=True)
-class _Rows:
+class MatchRows:
     """One match as the rows it is stored as, computed before the transaction."""
 
     match: tuple[Any, ...]
@@ -168,7 +213,8 @@ def started(ended: MatchEnded) -> bool:
     return 0 <= ended.start_tick <= ended.end_tick
 
 
-def _rows(ended: MatchEnded, ended_at: float, tick_rate_hz: int | None) -> _Rows:
+def match_rows(ended: MatchEnded, ended_at: float, tick_rate_hz: int | None) -> MatchRows:
+    """The rows of ``ended``, in the column order of the INSERT statements."""
     options = ended.options
     started_at = (
         ended_at - (ended.end_tick - ended.start_tick) / tick_rate_hz if tick_rate_hz else None
@@ -224,12 +270,23 @@ def _rows(ended: MatchEnded, ended_at: float, tick_rate_hz: int | None) -> _Rows
         if not ai and name and entry.get("player_id") is not None:
             won = position == 1 and status in (None, "finished")
             totals.append((name, 1, int(won), points, coins, xp, ended_at))
-    return _Rows(
+    return MatchRows(
         match=match,
         results=results,
         totals=totals,
         recording=recording.to_bytes() if recording is not None else None,
     )
+
+
+def check_same_match(ended: MatchEnded, stored: Sequence[Any], location: str) -> None:
+    """Refuse ``ended`` if the match stored under its id, ``(seed, start_tick,
+    end_tick)``, is another one: recording a match again is harmless, reusing
+    its id for a different match would lose that match."""
+    if tuple(stored) != (ended.seed, ended.start_tick, ended.end_tick):
+        raise StoreError(
+            f"results database {location} already holds another match with id "
+            f"{ended.match_id}; do two servers hand out the same match ids?"
+        )
 
 
 # ------------------------------------------------------------------ SQLite
@@ -273,6 +330,10 @@ class SqliteResultStore:
             self._db.close()
 
     @property
+    def location(self) -> str:
+        return self.path
+
+    @property
     def schema_version(self) -> int:
         with self._lock:
             return int(self._db.execute("PRAGMA user_version").fetchone()[0])
@@ -306,16 +367,18 @@ class SqliteResultStore:
     ) -> bool:
         if not started(ended):
             return False
-        rows = _rows(ended, ended_at, tick_rate_hz)
+        rows = match_rows(ended, ended_at, tick_rate_hz)
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
                 found = db.execute(
-                    "SELECT 1 FROM matches WHERE match_id = ?", (ended.match_id,)
+                    "SELECT seed, start_tick, end_tick FROM matches WHERE match_id = ?",
+                    (ended.match_id,),
                 ).fetchone()
                 if found is not None:
                     db.execute("ROLLBACK")
+                    check_same_match(ended, found, self.path)
                     return False
                 db.execute(
                     "INSERT INTO matches (match_id, game, track, laps, seed, options, "
@@ -368,7 +431,7 @@ class SqliteResultStore:
         )
         if not rows:
             return None
-        match = _match_dict(rows[0])
+        match = match_dict(rows[0])
         match["has_recording"] = bool(rows[0]["has_recording"])
         entries = self._query(
             "SELECT entry FROM match_results WHERE match_id = ? ORDER BY position, slot",
@@ -390,7 +453,7 @@ class SqliteResultStore:
         )
         summaries = []
         for row in rows:
-            summary = _match_dict(row)
+            summary = match_dict(row)
             summary["players"] = int(row["players"])
             summary["winner"] = row["winner"] if summary["status"] == "finished" else None
             summaries.append(summary)
@@ -421,7 +484,8 @@ class SqliteResultStore:
         return "\n".join(problems) if problems != ["ok"] else "ok"
 
 
-def _match_dict(row: sqlite3.Row) -> dict[str, Any]:
+def match_dict(row: Any) -> dict[str, Any]:
+    """A ``matches`` row (anything indexed by column name) as the dict the queries return."""
     return {
         "match_id": row["match_id"],
         "game": row["game"],

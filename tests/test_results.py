@@ -1,10 +1,13 @@
-"""The results store on a real SQLite file, fed by matches a real arena played.
+"""The results store on a real SQLite file and a real PostgreSQL server, fed by
+matches a real arena played.
 
 Matches are played by :class:`~gameserver.match.Arena` with a tiny game whose
 results have the race's shape (status, times, points, rewards, stats), so
-what is stored is exactly what the arena would send. The server test runs
-the Trio edge over memory streams on a virtual clock, with a store that holds
-its commit until the test lets it go.
+what is stored is exactly what the arena would send. Every behaviour of the
+store interface is checked on both stores (the ``backend`` fixture); the
+PostgreSQL server comes from ``tests/conftest.py``. The server test runs the
+Trio edge over memory streams on a virtual clock, with a store that holds its
+commit until the test lets it go.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,14 @@ from gameserver.codes import CloseCode
 from gameserver.config import ServerConfig, load_config
 from gameserver.match import Arena, MatchEnded, MatchPhase, Output
 from gameserver.replay import Recording, replay
-from gameserver.results import MIGRATIONS, SqliteResultStore, StoreError, store_in_thread
+from gameserver.results import (
+    MIGRATIONS,
+    ResultStore,
+    SqliteResultStore,
+    StoreError,
+    open_result_store,
+    store_in_thread,
+)
 from gameserver.server import Server
 
 from .test_server import WAIT_S, Edge, drive
@@ -101,14 +112,96 @@ def abort_running(arena: Arena, names: tuple[str, ...] = ("ann", "ben")) -> Matc
     return ended
 
 
+Migrations = Sequence[Sequence[str]]
+
+
+class SqliteBackend:
+    """A SQLite file, and plain SQL on it from outside the store."""
+
+    name = "sqlite"
+    migrations: Migrations = MIGRATIONS
+    integrity_error: type[Exception] = sqlite3.IntegrityError
+
+    def __init__(self, path: Path) -> None:
+        self.database = self.location = str(path)
+
+    def open(self, migrations: Migrations | None = None) -> ResultStore:
+        return SqliteResultStore(self.database, migrations=migrations or self.migrations)
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with closing(sqlite3.connect(self.database)) as db, db:
+            return db.execute(sql, params).fetchall()
+
+    def tables(self) -> set[str]:
+        return {name for (name,) in self.rows("SELECT name FROM sqlite_master")}
+
+    def columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.rows(f"PRAGMA table_info({table})")}
+
+
+class PostgresBackend:
+    """A schema of its own in a real PostgreSQL database, and plain SQL on it."""
+
+    name = "postgres"
+    integrity_error: type[Exception]
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        from gameserver import results_postgres
+
+        self.database = url
+        self.location = results_postgres.redacted(url)
+        self.migrations: Migrations = results_postgres.MIGRATIONS
+        self.integrity_error = psycopg.IntegrityError
+
+    def open(self, migrations: Migrations | None = None) -> ResultStore:
+        from gameserver.results_postgres import PostgresResultStore
+
+        return PostgresResultStore(self.database, migrations=migrations or self.migrations)
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with psycopg.connect(self.database, autocommit=True) as db:
+            cursor = db.execute(sql.replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description is not None else []
+
+    def tables(self) -> set[str]:
+        return {
+            name
+            for (name,) in self.rows(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema()"
+            )
+        }
+
+    def columns(self, table: str) -> set[str]:
+        sql = (
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ?"
+        )
+        return {name for (name,) in self.rows(sql, table)}
+
+
+Backend = SqliteBackend | PostgresBackend
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "results.sqlite3"
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, db_path: Path) -> Backend:
+    if request.param == "sqlite":
+        return SqliteBackend(db_path)
+    return PostgresBackend(request.getfixturevalue("postgres_database"))
+
+
 @pytest.fixture
-def store(db_path: Path) -> Any:
-    with SqliteResultStore(db_path) as opened:
+def store(backend: Backend) -> Iterator[ResultStore]:
+    with backend.open() as opened:
         yield opened
 
 
@@ -119,7 +212,7 @@ def rows(path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
 
 # ---------------------------------------------------------------- round trip
 def test_a_finished_match_is_stored_exactly_as_the_players_received_it(
-    store: SqliteResultStore, db_path: Path
+    store: ResultStore, backend: Backend
 ) -> None:
     ended = play(make_arena(), {"ann": 1.0, "ben": 0.5, "cy": 0.25})
     assert ended.results is not None
@@ -143,8 +236,7 @@ def test_a_finished_match_is_stored_exactly_as_the_players_received_it(
     assert match["tick_rate_hz"] == 10
     assert match["has_recording"]
     # The common columns are broken out of each entry.
-    assert rows(
-        db_path,
+    assert backend.rows(
         "SELECT position, name, status, time_ms, best_lap_ms, laps, points, coins, xp, ai "
         "FROM match_results WHERE match_id = ? ORDER BY position",
         ended.match_id,
@@ -153,11 +245,11 @@ def test_a_finished_match_is_stored_exactly_as_the_players_received_it(
         (2, "ben", "finished", 2007, 902, 1, 6, 20, 80, 0),
         (3, "cy", "finished", 3007, 903, 1, 4, 13, 70, 0),
     ]
-    [(stats,)] = rows(db_path, "SELECT stats FROM match_results WHERE name = 'ben'")
+    [(stats,)] = backend.rows("SELECT stats FROM match_results WHERE name = 'ben'")
     assert json.loads(stats) == ended.results[1]["stats"]
 
 
-def test_the_stored_recording_replays_the_match_bit_exactly(store: SqliteResultStore) -> None:
+def test_the_stored_recording_replays_the_match_bit_exactly(store: ResultStore) -> None:
     ended = play(make_arena(), {"ann": 0.7, "ben": 0.4})
     store.record_match(ended, 1.0)
     data = store.recording(ended.match_id)
@@ -170,22 +262,38 @@ def test_the_stored_recording_replays_the_match_bit_exactly(store: SqliteResultS
 
 # ---------------------------------------------------------------- idempotence
 def test_recording_a_match_again_changes_nothing_and_counts_nothing_twice(
-    store: SqliteResultStore, db_path: Path
+    store: ResultStore, backend: Backend
 ) -> None:
     ended = play(make_arena(), {"ann": 1.0, "ben": 0.5})
     assert store.record_match(ended, 100.0)
-    before = [rows(db_path, f"SELECT * FROM {t}") for t in ("matches", "match_results")]
+    tables = ("matches", "match_results", "replays")
+    before = [backend.rows(f"SELECT * FROM {t}") for t in tables]
     board = store.leaderboard()
     assert not store.record_match(ended, 200.0)
-    with SqliteResultStore(db_path) as reopened:
+    with backend.open() as reopened:
         assert not reopened.record_match(ended, 300.0)
-    assert [rows(db_path, f"SELECT * FROM {t}") for t in ("matches", "match_results")] == before
+    assert [backend.rows(f"SELECT * FROM {t}") for t in tables] == before
     assert store.leaderboard() == board
     assert [(r["name"], r["matches"]) for r in board] == [("ann", 1), ("ben", 1)]
 
 
+def test_another_match_under_a_stored_id_is_refused_and_changes_nothing(
+    store: ResultStore, backend: Backend
+) -> None:
+    first = play(make_arena(), {"ann": 1.0, "ben": 0.5})
+    # A second server counting match ids from the same start.
+    other = play(Arena(ScoredTinyGame(rows=1, goal=GOAL), CONFIG, seed=5), {"cy": 1.0})
+    assert first.match_id == other.match_id
+    assert store.record_match(first, 1.0)
+    before = [backend.rows(f"SELECT * FROM {t}") for t in ("matches", "player_totals")]
+    with pytest.raises(StoreError, match="another match with id 1"):
+        store.record_match(other, 2.0)
+    assert [backend.rows(f"SELECT * FROM {t}") for t in ("matches", "player_totals")] == before
+    assert store.integrity_check() == "ok"
+
+
 def test_a_transaction_that_fails_halfway_leaves_nothing(
-    store: SqliteResultStore, db_path: Path
+    store: ResultStore, backend: Backend
 ) -> None:
     ended = play(make_arena(), {"ann": 1.0, "ben": 0.5})
     assert ended.results is not None
@@ -199,18 +307,16 @@ def test_a_transaction_that_fails_halfway_leaves_nothing(
         results=[ended.results[0], {**ended.results[1], "slot": ended.results[0]["slot"]}],
         recording=ended.recording,
     )
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(backend.integrity_error):
         store.record_match(broken, 1.0)
     for table in ("matches", "match_results", "player_totals", "replays"):
-        assert rows(db_path, f"SELECT COUNT(*) FROM {table}") == [(0,)]
+        assert backend.rows(f"SELECT COUNT(*) FROM {table}") == [(0,)]
     assert store.record_match(ended, 2.0), "the store is usable after a rollback"
     assert store.integrity_check() == "ok"
 
 
 # ---------------------------------------------------------------- totals
-def test_totals_add_up_across_matches_and_order_the_leaderboard(
-    store: SqliteResultStore,
-) -> None:
+def test_totals_add_up_across_matches_and_order_the_leaderboard(store: ResultStore) -> None:
     arena = make_arena()
     for pushes in (
         {"ann": 1.0, "ben": 0.5, "cy": 0.25},
@@ -231,7 +337,7 @@ def test_totals_add_up_across_matches_and_order_the_leaderboard(
     assert [r["name"] for r in store.leaderboard(top=2)] == ["ben", "ann"]
 
 
-def test_cars_the_server_drove_are_stored_but_never_totalled(store: SqliteResultStore) -> None:
+def test_cars_the_server_drove_are_stored_but_never_totalled(store: ResultStore) -> None:
     ended = play(make_arena(fill_with_ai=True), {"ann": 0.3})
     assert ended.results is not None
     assert sum(r["ai"] for r in ended.results) == 3
@@ -246,7 +352,7 @@ def test_cars_the_server_drove_are_stored_but_never_totalled(store: SqliteResult
 
 # ---------------------------------------------------------------- aborted matches
 def test_an_aborted_match_is_kept_as_aborted_without_results_or_totals(
-    store: SqliteResultStore,
+    store: ResultStore,
 ) -> None:
     ended = abort_running(make_arena())
     assert ended.results is None
@@ -262,7 +368,7 @@ def test_an_aborted_match_is_kept_as_aborted_without_results_or_totals(
     replay(ScoredTinyGame(rows=1, goal=GOAL), Recording.from_bytes(data))
 
 
-def test_a_match_that_never_started_is_not_kept(store: SqliteResultStore) -> None:
+def test_a_match_that_never_started_is_not_kept(store: ResultStore) -> None:
     arena = make_arena()
     player, _ = arena.join("ann")
     [ended] = ended_of(arena.leave(player.player_id))
@@ -273,54 +379,57 @@ def test_a_match_that_never_started_is_not_kept(store: SqliteResultStore) -> Non
 
 
 # ---------------------------------------------------------------- schema
-def test_a_new_file_gets_the_whole_schema_in_wal_mode_and_reopens_with_its_data(
-    db_path: Path,
+def test_a_new_database_gets_the_whole_schema_and_reopens_with_its_data(
+    backend: Backend,
 ) -> None:
-    with SqliteResultStore(db_path) as store:
-        assert store.schema_version == len(MIGRATIONS)
+    with backend.open() as store:
+        assert store.schema_version == len(backend.migrations)
         ended = play(make_arena(), {"ann": 1.0})
         store.record_match(ended, 1.0)
-    tables = {name for (name,) in rows(db_path, "SELECT name FROM sqlite_master")}
-    assert {"matches", "match_results", "player_totals", "replays"} <= tables
-    assert rows(db_path, "PRAGMA journal_mode") == [("wal",)]
-    with SqliteResultStore(db_path) as store:
-        assert store.schema_version == len(MIGRATIONS)
+    assert {"matches", "match_results", "player_totals", "replays"} <= backend.tables()
+    with backend.open() as store:
+        assert store.schema_version == len(backend.migrations)
         match = store.match(ended.match_id)
         assert match is not None
         assert match["results"] == ended.results
         assert store.integrity_check() == "ok"
 
 
-def test_a_later_migration_runs_once_and_keeps_the_data(db_path: Path) -> None:
-    with SqliteResultStore(db_path) as store:
+def test_a_new_sqlite_file_is_in_wal_mode(db_path: Path) -> None:
+    SqliteResultStore(db_path).close()
+    assert rows(db_path, "PRAGMA journal_mode") == [("wal",)]
+
+
+def test_a_later_migration_runs_once_and_keeps_the_data(backend: Backend) -> None:
+    with backend.open() as store:
         ended = play(make_arena(), {"ann": 1.0})
         store.record_match(ended, 1.0)
-    later = (*MIGRATIONS, ("ALTER TABLE matches ADD COLUMN region TEXT",))
+    later = (*backend.migrations, ("ALTER TABLE matches ADD COLUMN region TEXT",))
     for _ in range(2):
-        with SqliteResultStore(db_path, migrations=later) as store:
-            assert store.schema_version == len(MIGRATIONS) + 1
+        with backend.open(migrations=later) as store:
+            assert store.schema_version == len(backend.migrations) + 1
             assert store.match(ended.match_id) is not None
-    assert rows(db_path, "SELECT match_id, region FROM matches") == [(ended.match_id, None)]
+    assert backend.rows("SELECT match_id, region FROM matches") == [(ended.match_id, None)]
 
 
-def test_a_failing_migration_leaves_the_database_at_its_version(db_path: Path) -> None:
-    SqliteResultStore(db_path).close()
-    broken = (*MIGRATIONS, ("ALTER TABLE matches ADD COLUMN region TEXT", "NOT SQL"))
+def test_a_failing_migration_leaves_the_database_at_its_version(backend: Backend) -> None:
+    backend.open().close()
+    broken = (*backend.migrations, ("ALTER TABLE matches ADD COLUMN region TEXT", "NOT SQL"))
     with pytest.raises(StoreError, match="syntax error"):
-        SqliteResultStore(db_path, migrations=broken)
-    with SqliteResultStore(db_path) as store:
-        assert store.schema_version == len(MIGRATIONS)
-    assert "region" not in {row[1] for row in rows(db_path, "PRAGMA table_info(matches)")}
+        backend.open(migrations=broken)
+    with backend.open() as store:
+        assert store.schema_version == len(backend.migrations)
+    assert "region" not in backend.columns("matches")
 
 
-def test_a_database_from_a_newer_gameserver_is_refused(db_path: Path) -> None:
-    SqliteResultStore(db_path, migrations=(*MIGRATIONS, ("SELECT 1",))).close()
+def test_a_database_from_a_newer_gameserver_is_refused(backend: Backend) -> None:
+    backend.open(migrations=(*backend.migrations, ("SELECT 1",))).close()
     with pytest.raises(StoreError, match="schema version 2"):
-        SqliteResultStore(db_path)
+        backend.open()
 
 
 # ---------------------------------------------------------------- queries
-def test_match_ids_continue_after_the_highest_stored_one(store: SqliteResultStore) -> None:
+def test_match_ids_continue_after_the_highest_stored_one(store: ResultStore) -> None:
     assert store.next_match_id() == 1
     arena = Arena(ScoredTinyGame(rows=1, goal=GOAL), CONFIG, seed=9, first_match_id=41)
     ended = play(arena, {"ann": 1.0})
@@ -329,7 +438,7 @@ def test_match_ids_continue_after_the_highest_stored_one(store: SqliteResultStor
     assert store.next_match_id() == 42
 
 
-def test_matches_come_newest_first_filtered_by_end_time(store: SqliteResultStore) -> None:
+def test_matches_come_newest_first_filtered_by_end_time(store: ResultStore) -> None:
     arena = make_arena()
     for ended_at in (1000.0, 2000.0, 3000.0):
         store.record_match(play(arena, {"ann": 1.0, "ben": 0.5}), ended_at)
@@ -344,7 +453,7 @@ def test_matches_come_newest_first_filtered_by_end_time(store: SqliteResultStore
     assert [m["match_id"] for m in store.matches(limit=1)] == [3]
 
 
-def test_calls_from_many_threads_are_serialised(store: SqliteResultStore) -> None:
+def test_calls_from_many_threads_are_serialised(store: ResultStore) -> None:
     arena = make_arena()
     played = [play(arena, {"ann": 1.0, "ben": 0.5}) for _ in range(12)]
     errors: list[BaseException] = []
@@ -372,41 +481,51 @@ def test_the_database_is_a_config_key(tmp_path: Path) -> None:
     assert ServerConfig().database == "gameserver.sqlite3"
     path = str(tmp_path / "x.sqlite3")
     assert load_config(environ={"GAMESERVER_DATABASE": path}).database == path
+    url = "postgresql://results@db.internal/gameserver"
+    assert load_config(environ={"GAMESERVER_DATABASE": url}).database == url
     assert load_config(environ={}, overrides={"database": None}).database is None
 
 
+def test_the_database_setting_selects_the_store(backend: Backend) -> None:
+    with open_result_store(backend.database) as store:
+        assert (
+            type(store).__name__
+            == {
+                "sqlite": "SqliteResultStore",
+                "postgres": "PostgresResultStore",
+            }[backend.name]
+        )
+        assert store.location == backend.location
+        config = CONFIG.replace(database=backend.database)
+        with cli._open_configured_store(config) as configured:
+            assert type(configured) is type(store)
+
+
 # ---------------------------------------------------------------- the server
-class ThreadNotingStore(SqliteResultStore):
-    """A store that notes the thread each commit ran in."""
+async def test_the_server_hook_commits_in_a_worker_thread(
+    store: ResultStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    record_match = store.record_match
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.threads: list[int] = []
+    def noting_the_thread(ended: MatchEnded, ended_at: float, **kwargs: Any) -> bool:
+        threads.append(threading.get_ident())
+        return record_match(ended, ended_at, **kwargs)
 
-    def record_match(
-        self, ended: MatchEnded, ended_at: float, *, tick_rate_hz: int | None = None
-    ) -> bool:
-        self.threads.append(threading.get_ident())
-        return super().record_match(ended, ended_at, tick_rate_hz=tick_rate_hz)
-
-
-async def test_the_server_hook_commits_in_a_worker_thread(db_path: Path) -> None:
-    store = ThreadNotingStore(db_path)
+    monkeypatch.setattr(store, "record_match", noting_the_thread)
     ended = play(make_arena(), {"ann": 1.0})
     with trio.fail_after(10):
         await store_in_thread(store, tick_rate_hz=10, clock=lambda: 99.0)(ended)
-    assert store.threads != [threading.get_ident()]
-    assert len(store.threads) == 1
+    assert threads != [threading.get_ident()]
+    assert len(threads) == 1
     match = store.match(ended.match_id)
     assert match is not None
     assert (match["ended_at"], match["tick_rate_hz"]) == (99.0, 10)
-    store.close()
 
 
 async def test_no_player_receives_results_before_they_are_committed(
-    autojump_clock: trio.testing.MockClock, db_path: Path
+    autojump_clock: trio.testing.MockClock, store: ResultStore
 ) -> None:
-    store = SqliteResultStore(db_path)
     called, release = trio.Event(), trio.Event()
 
     async def store_when_released(ended: MatchEnded) -> None:
@@ -452,19 +571,18 @@ async def test_no_player_receives_results_before_they_are_committed(
         assert results.match_id == 7
         assert results.results == stored["results"]
         assert peer.received[-1][1] == results, "RESULTS is the last message before the close"
-    store.close()
 
 
 # ---------------------------------------------------------------- the commands
 @pytest.fixture
-def filled(db_path: Path) -> list[MatchEnded]:
+def filled(backend: Backend) -> list[MatchEnded]:
     arena = make_arena()
     played = [
         play(arena, {"ann": 1.0, "ben": 0.5}),
         play(arena, {"ben": 1.0, "ann": 0.5, "cy": 0.2}),
         abort_running(arena),
     ]
-    with SqliteResultStore(db_path) as store:
+    with backend.open() as store:
         for index, ended in enumerate(played):
             store.record_match(ended, 1_700_000_000.0 + 60 * index, tick_rate_hz=10)
     return played
@@ -477,42 +595,44 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 
 def test_results_command_prints_the_table_or_the_json(
-    filled: list[MatchEnded], db_path: Path, capsys: pytest.CaptureFixture[str]
+    filled: list[MatchEnded], backend: Backend, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run_cli(capsys, "results", "2", "--db", str(db_path))
+    db = backend.database
+    code, out, _ = run_cli(capsys, "results", "2", "--db", db)
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("match 2  tiny  track oval  3 laps  finished")
     assert lines[1].split()[:3] == ["Pos", "Player", "Status"]
     assert [line.split()[1] for line in lines[3:]] == ["ben", "ann", "cy"]
-    code, out, _ = run_cli(capsys, "results", "2", "--db", str(db_path), "--json")
+    code, out, _ = run_cli(capsys, "results", "2", "--db", db, "--json")
     assert (code, json.loads(out)["results"]) == (0, filled[1].results)
-    code, out, _ = run_cli(capsys, "results", "3", "--db", str(db_path))
+    code, out, _ = run_cli(capsys, "results", "3", "--db", db)
     assert "aborted" in out
-    code, _, err = run_cli(capsys, "results", "9", "--db", str(db_path))
-    assert (code, err) == (1, f"gameserver: no match 9 in {db_path}\n")
+    code, _, err = run_cli(capsys, "results", "9", "--db", db)
+    assert (code, err) == (1, f"gameserver: no match 9 in {backend.location}\n")
 
 
 def test_leaderboard_and_matches_commands(
-    filled: list[MatchEnded], db_path: Path, capsys: pytest.CaptureFixture[str]
+    filled: list[MatchEnded], backend: Backend, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run_cli(capsys, "leaderboard", "--db", str(db_path), "--top", "2")
+    db = backend.database
+    code, out, _ = run_cli(capsys, "leaderboard", "--db", db, "--top", "2")
     assert code == 0
     # Level on points, wins and matches: by name.
     assert [line.split()[:5] for line in out.splitlines()[2:]] == [
         ["1", "ann", "2", "1", "16"],
         ["2", "ben", "2", "1", "16"],
     ]
-    code, out, _ = run_cli(capsys, "matches", "--db", str(db_path), "--json")
+    code, out, _ = run_cli(capsys, "matches", "--db", db, "--json")
     assert [(m["match_id"], m["status"]) for m in json.loads(out)] == [
         (3, "aborted"),
         (2, "finished"),
         (1, "finished"),
     ]
     since = "2023-11-14T22:14:20+00:00"  # 1_700_000_060
-    code, out, _ = run_cli(capsys, "matches", "--db", str(db_path), "--since", since)
+    code, out, _ = run_cli(capsys, "matches", "--db", db, "--since", since)
     assert [line.split()[0] for line in out.splitlines()[2:]] == ["3", "2"]
-    code, out, _ = run_cli(capsys, "matches", "--db", str(db_path), "--since", "1700000120")
+    code, out, _ = run_cli(capsys, "matches", "--db", db, "--since", "1700000120")
     assert [line.split()[0] for line in out.splitlines()[2:]] == ["3"]
 
 
@@ -528,36 +648,35 @@ def test_commands_refuse_a_database_that_does_not_exist(
 
 def test_replay_command_reproduces_a_stored_match(
     filled: list[MatchEnded],
-    db_path: Path,
+    backend: Backend,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(cli.GAMES, "tiny", lambda _hz, _slots: ScoredTinyGame(rows=1, goal=GOAL))
-    code, out, err = run_cli(capsys, "replay", "2", "--db", str(db_path))
+    code, out, err = run_cli(capsys, "replay", "2", "--db", backend.database)
     assert (code, err) == (0, "")
     assert out.startswith("match 2 reproduced:")
-    code, out, _ = run_cli(capsys, "replay", "3", "--db", str(db_path), "--watch")
+    code, out, _ = run_cli(capsys, "replay", "3", "--db", backend.database, "--watch")
     assert code == 0
     assert out.splitlines()[-1].startswith("match 3 reproduced:")
 
 
 def test_replay_command_names_the_tick_where_a_tampered_match_diverges(
     filled: list[MatchEnded],
-    db_path: Path,
+    backend: Backend,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(cli.GAMES, "tiny", lambda _hz, _slots: ScoredTinyGame(rows=1, goal=GOAL))
-    with SqliteResultStore(db_path) as store:
+    with backend.open() as store:
         data = store.recording(1)
     assert data is not None
     recording = Recording.from_bytes(data)
     last = len(recording.input_values) - 1
     recording.input_values[last] = (0.0,)  # the winner stops pushing just before the line
-    with closing(sqlite3.connect(db_path)) as db, db:
-        db.execute("UPDATE replays SET recording = ? WHERE match_id = 1", (recording.to_bytes(),))
+    backend.rows("UPDATE replays SET recording = ? WHERE match_id = 1", recording.to_bytes())
 
-    code, out, err = run_cli(capsys, "replay", "1", "--db", str(db_path), "--json")
+    code, out, err = run_cli(capsys, "replay", "1", "--db", backend.database, "--json")
     assert code == 1
     report = json.loads(out)
     assert report["reproduced"] is False
