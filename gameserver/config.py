@@ -18,6 +18,7 @@ from typing import Any
 from .errors import ConfigError
 
 ENV_PREFIX = "GAMESERVER_"
+TRANSPORTS = ("socket", "trio-websocket")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +58,16 @@ class ServerConfig:
     #: Where results and replays are kept: a SQLite file, or a ``postgresql://``
     #: URL (needs the ``postgres`` extra); None or "" keeps nothing.
     database: str | None = "gameserver.sqlite3"
+    #: The WebSocket edge: "socket" (non-blocking writes from the tick loop, one
+    #: reader for all clients) or "trio-websocket" (a reader and a writer task per
+    #: client; slower, kept for comparison).
+    transport: str = "socket"
+    #: SO_SNDBUF of each client socket: small, so a client that stops reading
+    #: blocks a write (and is timed out) soon instead of after megabytes.
+    send_buffer_bytes: int = 16384
+    #: A path on which the socket edge echoes every message (protocol
+    #: conformance testing, e.g. "/echo"); None: off.
+    echo_path: str | None = None
 
     def __post_init__(self) -> None:
         def positive(name: str) -> None:
@@ -92,6 +103,12 @@ class ServerConfig:
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 65535:
                 raise ConfigError(f"{name} must be in 0..65535, got {value}")
+        if self.transport not in TRANSPORTS:
+            raise ConfigError(
+                f"transport must be one of {', '.join(TRANSPORTS)}, got {self.transport!r}"
+            )
+        if self.send_buffer_bytes < 0:
+            raise ConfigError(f"send_buffer_bytes must be >= 0, got {self.send_buffer_bytes}")
         if self.history_ticks < 2:
             raise ConfigError(f"history_ticks must be at least 2, got {self.history_ticks}")
 
@@ -180,7 +197,7 @@ def load_config(
             raise ConfigError(f"environment variable {var}: unknown key {key!r}")
         values[key] = _coerce(var, kinds[key], raw)
     for key, raw in (overrides or {}).items():
-        if raw is None and key not in ("seed", "auth_token", "database"):
+        if raw is None and key not in ("seed", "auth_token", "database", "echo_path"):
             continue
         if key not in kinds:
             raise ConfigError(f"unknown setting {key!r}")

@@ -24,6 +24,7 @@ import trio_websocket
 from . import protocol
 from .codes import SUBPROTOCOL, CloseCode
 from .config import ServerConfig
+from .edge import SocketConnection, SocketEdge
 from .errors import PeerError, ProtocolError
 from .game import Game
 from .match import Arena, Close, MatchEnded, Output, Send
@@ -33,6 +34,8 @@ from .transport import (
     CLOSE_TIMEOUT_S,
     Connection,
     ConnectionClosed,
+    HandshakeInfo,
+    PullConnection,
     TrioWebSocketConnection,
     bearer_token,
 )
@@ -40,7 +43,7 @@ from .transport import (
 log = logging.getLogger("gameserver")
 
 #: Decides whether a WebSocket handshake may go on; ``None`` means allowed.
-Authorizer = Callable[[trio_websocket.WebSocketRequest], str | None]
+Authorizer = Callable[[HandshakeInfo], str | None]
 MatchEndedHook = Callable[[MatchEnded], None]
 #: Stores a finished match durably; RESULTS are sent after it returns.
 StoreResults = Callable[[MatchEnded], Awaitable[None]]
@@ -65,7 +68,7 @@ class ServerStatistics:
 def token_authorizer(token: str) -> Authorizer:
     """Allow only clients that present ``token`` (header or query string)."""
 
-    def authorize(request: trio_websocket.WebSocketRequest) -> str | None:
+    def authorize(request: HandshakeInfo) -> str | None:
         return None if bearer_token(request) == token else "missing or wrong token"
 
     return authorize
@@ -93,6 +96,8 @@ class Server:
         self._on_match_ended = on_match_ended
         self._store_results = store_results
         self._connections: dict[int, Connection] = {}
+        self._player_of: dict[Connection, int] = {}
+        self.edge: SocketEdge | None = None
         self._open = 0
         self.metrics = TickMetrics()
         self.port: int | None = None
@@ -109,19 +114,7 @@ class Server:
         """Listen on the configured address and tick until cancelled; starts with the port."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            listener = await nursery.start(
-                partial(
-                    trio_websocket.serve_websocket,
-                    self.handle_request,
-                    self.config.host,
-                    self.config.port,
-                    None,
-                    max_message_size=self.config.max_message_bytes,
-                    connect_timeout=self.config.join_timeout_s,
-                    disconnect_timeout=CLOSE_TIMEOUT_S,
-                )
-            )
-            self.port = listener.port
+            self.port = await self._serve_websockets(nursery)
             if self.config.status_port is not None:
                 self.status_port = await nursery.start(
                     serve_status, self.stats, self.config.host, self.config.status_port
@@ -129,6 +122,35 @@ class Server:
             nursery.start_soon(self.run_ticks)
             log.info("listening on ws://%s:%d", self.config.host, self.port)
             task_status.started(self.port)
+
+    async def _serve_websockets(self, nursery: trio.Nursery) -> int:
+        """Start accepting clients on the configured edge; returns the listening port."""
+        config = self.config
+        if config.transport == "trio-websocket":
+            listener = await nursery.start(
+                partial(
+                    trio_websocket.serve_websocket,
+                    self.handle_request,
+                    config.host,
+                    config.port,
+                    None,
+                    max_message_size=config.max_message_bytes,
+                    connect_timeout=config.join_timeout_s,
+                    disconnect_timeout=CLOSE_TIMEOUT_S,
+                )
+            )
+            return int(listener.port)
+        self.edge = SocketEdge(
+            self,
+            max_message_bytes=config.max_message_bytes,
+            handshake_timeout_s=config.join_timeout_s,
+            slow_client_timeout_s=config.slow_client_timeout_s,
+            max_queued_messages=config.max_queued_messages,
+            send_buffer_bytes=config.send_buffer_bytes or None,
+            echo_path=config.echo_path,
+        )
+        port: int = await nursery.start(partial(self.edge.serve, config.host, config.port))
+        return port
 
     async def run_ticks(self) -> None:
         """Step the arena at the tick rate, forever, without drift."""
@@ -155,8 +177,10 @@ class Server:
 
     async def shutdown(self) -> None:
         """Close every client with 1001 and stop, waiting at most a close timeout."""
-        for connection in list(self._connections.values()):
+        for connection in list(self._player_of):
             connection.close_nowait(CloseCode.GOING_AWAY, "server shutting down")
+        if self.edge is not None:
+            self.edge.close_all(CloseCode.GOING_AWAY, "server shutting down")
         with trio.move_on_after(CLOSE_TIMEOUT_S + 0.5):
             while self._open:
                 self._all_closed = trio.Event()
@@ -238,41 +262,97 @@ class Server:
         self.dispatch(list(ended.deliveries))
 
     # ------------------------------------------------------------ connections
-    async def handle_request(self, request: trio_websocket.WebSocketRequest) -> None:
-        """Handshake: auth hook and subprotocol check, then serve the connection."""
+    def accept(self, request: HandshakeInfo) -> tuple[int, str] | str:
+        """Handshake verdict: the subprotocol to accept with, or (HTTP status, reason)."""
         reason = self._authorize(request) if self._authorize is not None else None
         if reason is not None:
             self.connections_rejected += 1
-            await request.reject(401, body=reason.encode())
-            return
+            return (401, reason)
         if SUBPROTOCOL not in request.proposed_subprotocols:
             self.connections_rejected += 1
-            body = f"this server speaks the WebSocket subprotocol {SUBPROTOCOL}"
-            await request.reject(400, body=body.encode())
-            return
-        ws = await request.accept(subprotocol=SUBPROTOCOL)
+            return (400, f"this server speaks the WebSocket subprotocol {SUBPROTOCOL}")
         self.connections_accepted += 1
+        return SUBPROTOCOL
+
+    def opened(self, connection: Connection) -> None:
+        """A client completed the handshake; it has ``join_timeout_s`` to JOIN."""
+        self._open += 1
+
+    def received(self, connection: Connection, data: bytes) -> None:
+        """Act on one binary message; raises :class:`PeerError` to close only this client."""
+        player_id = self._player_of.get(connection)
+        message = protocol.decode_client_message(data)
+        if player_id is None:
+            self._join(connection, message)
+            return
+        arena = self.arena
+        if player_id not in arena.players:
+            return  # the match is over; the connection is closing
+        if isinstance(message, protocol.Input):
+            arena.handle_input(player_id, message)
+        elif isinstance(message, protocol.Ack):
+            arena.acknowledge(player_id, message.ack_tick)
+        elif isinstance(message, protocol.Ping):
+            connection.send_message_nowait(arena.pong(message))
+        elif isinstance(message, protocol.Leave):
+            connection.close_nowait(CloseCode.NORMAL, "left")
+        else:
+            raise ProtocolError("JOIN was already accepted", CloseCode.POLICY_VIOLATION)
+
+    def idle(self, connection: SocketConnection, now: float) -> PeerError | None:
+        """Whether a socket-edge client has waited too long: no JOIN, or silent."""
+        if connection not in self._player_of:
+            if now - connection.opened_at > self.config.join_timeout_s:
+                return PeerError("no JOIN in time", CloseCode.JOIN_TIMEOUT)
+        elif now - connection.last_received > self.config.idle_timeout_s:
+            return PeerError("nothing received in time", CloseCode.IDLE_TIMEOUT)
+        return None
+
+    def closed(self, connection: Connection) -> None:
+        """The connection is gone: its player leaves, its close code is counted."""
+        player_id = self._player_of.pop(connection, None)
+        if player_id is not None:
+            self._connections.pop(player_id, None)
+            self.dispatch(self.arena.leave(player_id))
+        code = connection.statistics().close_code
+        if code is not None:
+            self.close_codes[code] = self.close_codes.get(code, 0) + 1
+        self._open -= 1
+        if not self._open:
+            self._all_closed.set()
+
+    def _join(self, connection: Connection, message: protocol.ClientMessage) -> None:
+        if not isinstance(message, protocol.Join):
+            raise ProtocolError("the first message must be JOIN", CloseCode.POLICY_VIOLATION)
+        player, outputs = self.arena.join(message.name, message.match_id, message.send_rate_hz)
+        self._connections[player.player_id] = connection
+        self._player_of[connection] = player.player_id
+        self.dispatch(outputs)
+
+    # ------------------------------------------------------------ trio-websocket edge
+    async def handle_request(self, request: trio_websocket.WebSocketRequest) -> None:
+        """trio-websocket's handshake handler: the verdict of :meth:`accept`, then serve."""
+        verdict = self.accept(request)
+        if isinstance(verdict, tuple):
+            status, reason = verdict
+            await request.reject(status, body=reason.encode())
+            return
+        ws = await request.accept(subprotocol=verdict)
         connection = TrioWebSocketConnection(
             ws,
             slow_client_timeout_s=self.config.slow_client_timeout_s,
             max_queued_messages=self.config.max_queued_messages,
         )
         await self.serve_connection(connection)
-        if connection.close_code is not None:
-            self.close_codes[connection.close_code] = (
-                self.close_codes.get(connection.close_code, 0) + 1
-            )
 
-    async def serve_connection(self, connection: Connection) -> None:
-        """Run one client: its writer task and this reader, until the connection ends."""
-        self._open += 1
-        player_id: int | None = None
+    async def serve_connection(self, connection: PullConnection) -> None:
+        """Run one client with a writer task and a reader loop, until the connection ends."""
+        self.opened(connection)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(connection.run_writer)
                 try:
-                    player_id = await self._join(connection)
-                    await self._read(connection, player_id)
+                    await self._read(connection)
                 except PeerError as exc:
                     log.info("closing %s: %s (%d)", connection.remote, exc.reason, exc.close_code)
                     connection.close_nowait(exc.close_code, exc.reason)
@@ -283,50 +363,21 @@ class Server:
                 except Exception:
                     log.exception("internal error serving %s", connection.remote)
                     connection.close_nowait(CloseCode.INTERNAL_ERROR, "internal error")
-                finally:
-                    if player_id is not None:
-                        self._connections.pop(player_id, None)
-                        self.dispatch(self.arena.leave(player_id))
         finally:
-            self._open -= 1
-            if not self._open:
-                self._all_closed.set()
+            self.closed(connection)
 
-    async def _join(self, connection: Connection) -> int:
+    async def _read(self, connection: PullConnection) -> None:
         with trio.move_on_after(self.config.join_timeout_s) as scope:
-            data = await connection.receive()
+            self.received(connection, await connection.receive())
         if scope.cancelled_caught:
             raise PeerError("no JOIN in time", CloseCode.JOIN_TIMEOUT)
-        message = protocol.decode_client_message(data)
-        if not isinstance(message, protocol.Join):
-            raise ProtocolError("the first message must be JOIN", CloseCode.POLICY_VIOLATION)
-        player, outputs = self.arena.join(message.name, message.match_id, message.send_rate_hz)
-        self._connections[player.player_id] = connection
-        self.dispatch(outputs)
-        return player.player_id
-
-    async def _read(self, connection: Connection, player_id: int) -> None:
-        arena = self.arena
         idle_s = self.config.idle_timeout_s
-        while True:
+        while not connection.closing:
             with trio.move_on_after(idle_s) as scope:
                 data = await connection.receive()
             if scope.cancelled_caught:
                 raise PeerError("nothing received in time", CloseCode.IDLE_TIMEOUT)
-            message = protocol.decode_client_message(data)
-            if player_id not in arena.players:
-                continue  # the match is over; the connection is closing
-            if isinstance(message, protocol.Input):
-                arena.handle_input(player_id, message)
-            elif isinstance(message, protocol.Ack):
-                arena.acknowledge(player_id, message.ack_tick)
-            elif isinstance(message, protocol.Ping):
-                connection.send_message_nowait(arena.pong(message))
-            elif isinstance(message, protocol.Leave):
-                connection.close_nowait(CloseCode.NORMAL, "left")
-                return
-            else:
-                raise ProtocolError("JOIN was already accepted", CloseCode.POLICY_VIOLATION)
+            self.received(connection, data)
 
 
 async def run_server(

@@ -17,6 +17,7 @@ nothing for ``slow_client_timeout_s`` is dropped.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote
@@ -50,11 +51,29 @@ class ConnectionStatistics:
     close_code: int | None
 
 
+class HandshakeInfo(Protocol):
+    """An opening handshake as the auth hook sees it, whichever edge received it."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def headers(self) -> Sequence[tuple[bytes, bytes]]: ...
+
+    @property
+    def proposed_subprotocols(self) -> Sequence[str]: ...
+
+
 class Connection(Protocol):
     """One client's connection, as the server uses it."""
 
     @property
     def remote(self) -> str: ...
+
+    @property
+    def closing(self) -> bool:
+        """A close has begun; nothing more will be sent."""
+        ...
 
     def send_frame_nowait(self, data: bytes) -> None:
         """Send a state frame; replaces any frame that has not left yet."""
@@ -68,6 +87,12 @@ class Connection(Protocol):
         """Close once the queued must-arrive messages have been sent."""
         ...
 
+    def statistics(self) -> ConnectionStatistics: ...
+
+
+class PullConnection(Connection, Protocol):
+    """A connection read by a task of its own, with a writer task of its own."""
+
     async def receive(self) -> bytes:
         """The next binary message; raises :class:`ConnectionClosed` or ``ProtocolError``."""
         ...
@@ -75,8 +100,6 @@ class Connection(Protocol):
     async def run_writer(self) -> None:
         """The connection's writer task; returns when the connection is closed."""
         ...
-
-    def statistics(self) -> ConnectionStatistics: ...
 
 
 class TrioWebSocketConnection:
@@ -214,7 +237,7 @@ class TrioWebSocketConnection:
         )
 
 
-def bearer_token(request: trio_websocket.WebSocketRequest) -> str | None:
+def bearer_token(request: HandshakeInfo) -> str | None:
     """The token a client presented: ``Authorization: Bearer X`` or ``?token=X``."""
     for header, content in request.headers:
         if header.lower() == b"authorization" and content.lower().startswith(b"bearer "):

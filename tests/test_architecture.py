@@ -16,6 +16,7 @@ PURE_MODULES = [
     "game.py",
     "match.py",
     "metrics.py",
+    "websocket.py",
     "race/__init__.py",
     "race/track.py",
     "race/game.py",
