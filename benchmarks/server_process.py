@@ -3,7 +3,10 @@
     python -m benchmarks.server_process --design ours --port-file /tmp/p
 
 Designs:
-- ``ours``: the real server (quantised deltas against each client's acked tick).
+- ``ours``: the real server (quantised deltas against each client's acked tick)
+  on its default socket edge (non-blocking writes from the tick loop).
+- ``ours-tws``: the same server on the trio-websocket edge (a reader and a
+  writer task per client): the hot path before the socket edge.
 - ``json``: the same server, but every frame is the full state as JSON text
   (per-car maps with string keys and float values), as naive servers send it.
 - ``msgpack``: the full state as msgpack with string keys.
@@ -89,8 +92,10 @@ def reference_config(port: int, status_port: int, send_rate_hz: int) -> ServerCo
 
 async def run(design: str, config: ServerConfig, port_file: Path) -> None:
     game = RaceGame(tick_rate_hz=config.tick_rate_hz, rows=256)
+    if design == "ours-tws":
+        config = config.replace(transport="trio-websocket")
     server = Server(config, game, seed=1)
-    if design != "ours":
+    if design in ("json", "msgpack"):
         arena = FullStateArena(game, config, seed=1)
         arena.encoding = design
         server.arena = arena
@@ -101,7 +106,7 @@ async def run(design: str, config: ServerConfig, port_file: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--design", choices=("ours", "json", "msgpack"), default="ours")
+    parser.add_argument("--design", choices=("ours", "ours-tws", "json", "msgpack"), default="ours")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--status-port", type=int, default=0)
     parser.add_argument("--send-rate", type=int, default=60)

@@ -102,7 +102,7 @@ def measure(
                     [sys.executable, "-m", "clients.loadtest", "--url", f"ws://127.0.0.1:{port}",
                      "--bots", str(clients), "--duration", str(measure_s),
                      "--warmup", str(warmup_s), "--max-speed", "30", "--json",
-                     *(["--naive"] if design != "ours" else [])],
+                     *(["--naive"] if design in ("json", "msgpack") else [])],
                     stdout=out_file,
                     stderr=subprocess.PIPE,
                     text=True,
@@ -236,7 +236,7 @@ def plot(points: list[Point], out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="reference-workload sweep")
     parser.add_argument("--sizes", default="8,64,256,512,1024")
-    parser.add_argument("--designs", default="ours@60,ours@30,json@60,msgpack@60")
+    parser.add_argument("--designs", default="ours@60,ours@30,ours-tws@60,json@60,msgpack@60")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--measure", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=OUT)

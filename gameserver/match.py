@@ -30,7 +30,7 @@ from .config import ServerConfig
 from .errors import InvalidInput, JoinError
 from .game import MATCH_OVER, ControlArray, Game, GameEvent
 from .replay import DEFAULT_CHECKSUM_EVERY, Recording
-from .sync import FramePayload, StateHistory, build_payload
+from .sync import StateHistory, build_payloads
 
 
 class MatchPhase(enum.Enum):
@@ -152,8 +152,7 @@ class Arena:
         self.seed = seed
         schema = game.schema
         self.slots = schema.slots
-        self._control_low = np.array([c.low for c in schema.controls])
-        self._control_high = np.array([c.high for c in schema.controls])
+        self._control_bounds = tuple((float(c.low), float(c.high)) for c in schema.controls)
         self._controls: ControlArray = np.zeros((game.rows, self.slots, len(schema.controls)))
         self._running = np.zeros(game.rows, dtype=bool)
         self.history = StateHistory(
@@ -354,25 +353,29 @@ class Arena:
         return outputs
 
     def handle_input(self, player_id: int, message: protocol.Input) -> None:
-        """Keep the newest controls for the next tick; raises :class:`InvalidInput`."""
+        """Keep the newest controls for the next tick; raises :class:`InvalidInput`.
+
+        Called for every input of every client, so it checks ranges in plain
+        Python (a few floats) rather than paying several numpy calls.
+        """
         player = self.players[player_id]
         values = message.controls
-        if len(values) != len(self._control_low):
-            raise InvalidInput(f"expected {len(self._control_low)} controls, got {len(values)}")
-        controls = np.array(values)
-        bad = (controls < self._control_low) | (controls > self._control_high)
-        if bad.any():
-            index = int(np.flatnonzero(bad)[0])
-            control = self.game.schema.controls[index]
-            raise InvalidInput(
-                f"control {control.name}={values[index]} outside [{control.low}, {control.high}]"
-            )
+        bounds = self._control_bounds
+        if len(values) != len(bounds):
+            raise InvalidInput(f"expected {len(bounds)} controls, got {len(values)}")
+        for index, (value, (low, high)) in enumerate(zip(values, bounds, strict=True)):
+            if not low <= value <= high:
+                control = self.game.schema.controls[index]
+                raise InvalidInput(
+                    f"control {control.name}={value} outside [{control.low}, {control.high}]"
+                )
         if message.seq <= player.input_seq:
             return  # a stale or repeated input: the newest one already won
         player.input_seq = message.seq
-        self._controls[player.match.row, player.slot] = controls
-        if player.match.recording is not None:
-            player.match.recording.input(self._effect_tick, player.slot, tuple(controls.tolist()))
+        match = player.match
+        self._controls[match.row, player.slot] = values
+        if match.recording is not None:
+            match.recording.input(self._effect_tick, player.slot, values)
         self.acknowledge(player_id, message.ack_tick)
 
     def acknowledge(self, player_id: int, ack_tick: int) -> None:
@@ -417,25 +420,34 @@ class Arena:
     def _frames(self) -> list[Output]:
         """This tick's frame for every player due one, each against its own acked baseline.
 
-        Players of one match who hold the same baseline share the encoded cells.
+        The payloads of all matches are built in one batch; players of one
+        match who hold the same baseline share theirs.
         """
-        outputs: list[Output] = []
         tick = self.tick
-        payloads: dict[tuple[int, int], FramePayload] = {}
-        for player in self.players.values():
-            if player.ai or (tick - player.send_phase) % player.send_every:
-                continue
-            row = player.match.row
-            key = (row, player.ack_tick)
-            payload = payloads.get(key)
-            if payload is None:
-                payload = payloads[key] = build_payload(self.history, row, tick, player.ack_tick)
+        due = [
+            player
+            for player in self.players.values()
+            if not player.ai and not (tick - player.send_phase) % player.send_every
+        ]
+        if not due:
+            return []
+        oldest = tick - self.history.depth
+        keys: dict[tuple[int, int], int] = {}
+        chosen = []
+        for player in due:
+            ack = player.ack_tick
+            key = (player.match.row, ack if ack > oldest else -1)
+            chosen.append(keys.setdefault(key, len(keys)))
+        payloads = build_payloads(self.history, list(keys), tick)
+        outputs: list[Output] = []
+        encode_delta, encode_snapshot = protocol.encode_delta, protocol.encode_snapshot
+        sent = 0
+        for player, index in zip(due, chosen, strict=True):
+            payload = payloads[index]
             if payload.baseline_tick < 0:
-                data = protocol.encode_snapshot(
-                    tick, payload.checksum, player.applied_seq, payload.values
-                )
+                data = encode_snapshot(tick, payload.checksum, player.applied_seq, payload.values)
             else:
-                data = protocol.encode_delta(
+                data = encode_delta(
                     tick,
                     payload.baseline_tick,
                     payload.checksum,
@@ -445,9 +457,10 @@ class Arena:
                 )
             player.frames_sent += 1
             player.bytes_sent += len(data)
-            self.frames_sent += 1
-            self.bytes_sent += len(data)
+            sent += len(data)
             outputs.append(Send(player.player_id, data, False))
+        self.frames_sent += len(outputs)
+        self.bytes_sent += sent
         return outputs
 
     def _timer_fired(self, match: Match) -> list[Output]:

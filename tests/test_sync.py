@@ -21,6 +21,7 @@ from gameserver.sync import (
     Mirror,
     StateHistory,
     build_payload,
+    build_payloads,
     checksum,
     decode_delta_cells,
     decode_snapshot_cells,
@@ -552,3 +553,29 @@ def test_the_mirror_equals_the_server_whatever_is_lost_late_reordered_or_corrupt
         assert mirror.missing_baselines == 0
         if step.ack_delay is not None and mirror.tick >= 0:
             network.acks.append((tick + step.ack_delay, mirror.tick))
+
+
+@settings(max_examples=60)
+@given(
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.integers(1, 5),
+    st.integers(2, 40),
+    st.data(),
+)
+def test_batched_payloads_equal_one_payload_at_a_time(
+    rows: int, slots: int, fields: int, ticks: int, data: st.DataObject
+) -> None:
+    """However many matches and baselines a tick serves, the batch builds the same bytes."""
+    history = StateHistory(rows, slots, fields, depth=8)
+    for tick in range(ticks):
+        cells = data.draw(
+            st.lists(CELLS, min_size=rows * slots * fields, max_size=rows * slots * fields)
+        )
+        history.record(tick, np.array(cells, dtype=np.int32).reshape(rows, slots, fields))
+    now = ticks - 1
+    requests = data.draw(
+        st.lists(st.tuples(st.integers(0, rows - 1), st.integers(-1, now + 1)), max_size=12)
+    )
+    expected = [build_payload(history, row, now, ack) for row, ack in requests]
+    assert build_payloads(history, requests, now) == expected
