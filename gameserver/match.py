@@ -20,7 +20,7 @@ import enum
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -154,6 +154,9 @@ class Arena:
         self.slots = schema.slots
         self._control_bounds = tuple((float(c.low), float(c.high)) for c in schema.controls)
         self._controls: ControlArray = np.zeros((game.rows, self.slots, len(schema.controls)))
+        # Inputs received since the last step, written into _controls in one
+        # numpy call per tick rather than one per input: (row, slot) -> controls.
+        self._pending_controls: dict[tuple[int, int], tuple[float, ...]] = {}
         self._running = np.zeros(game.rows, dtype=bool)
         self.history = StateHistory(
             game.rows, self.slots, len(schema.fields), depth=config.history_ticks
@@ -227,6 +230,7 @@ class Arena:
         )
         self.matches[match_id] = match
         self._by_row[row] = match
+        self._drop_pending_controls(row)
         self._controls[row] = 0.0
         heapq.heappush(self._timers, (match.lobby_ends_tick, match_id, 0))
         return match
@@ -344,6 +348,7 @@ class Arena:
         if match.phase is not MatchPhase.LOBBY:
             match.departed[player.slot] = (player.player_id, player.name)
         self.game.leave(match.row, player.slot)
+        self._pending_controls.pop((match.row, player.slot), None)
         self._controls[match.row, player.slot] = 0.0
         if match.recording is not None:
             match.recording.left(self._effect_tick, player.slot)
@@ -351,6 +356,10 @@ class Arena:
         if not match.humans:
             outputs += self._abort(match)
         return outputs
+
+    def _drop_pending_controls(self, row: int) -> None:
+        for key in [key for key in self._pending_controls if key[0] == row]:
+            del self._pending_controls[key]
 
     def handle_input(self, player_id: int, message: protocol.Input) -> None:
         """Keep the newest controls for the next tick; raises :class:`InvalidInput`.
@@ -363,20 +372,25 @@ class Arena:
         bounds = self._control_bounds
         if len(values) != len(bounds):
             raise InvalidInput(f"expected {len(bounds)} controls, got {len(values)}")
-        for index, (value, (low, high)) in enumerate(zip(values, bounds, strict=True)):
+        for value, (low, high) in zip(values, bounds, strict=True):
             if not low <= value <= high:
-                control = self.game.schema.controls[index]
-                raise InvalidInput(
-                    f"control {control.name}={value} outside [{control.low}, {control.high}]"
-                )
+                self._reject_controls(values)
         if message.seq <= player.input_seq:
             return  # a stale or repeated input: the newest one already won
         player.input_seq = message.seq
         match = player.match
-        self._controls[match.row, player.slot] = values
+        self._pending_controls[match.row, player.slot] = values
         if match.recording is not None:
             match.recording.input(self._effect_tick, player.slot, values)
         self.acknowledge(player_id, message.ack_tick)
+
+    def _reject_controls(self, values: tuple[float, ...]) -> NoReturn:
+        for control, value in zip(self.game.schema.controls, values, strict=True):
+            if not control.low <= value <= control.high:
+                raise InvalidInput(
+                    f"control {control.name}={value} outside [{control.low}, {control.high}]"
+                )
+        raise InvalidInput("controls out of range")
 
     def acknowledge(self, player_id: int, ack_tick: int) -> None:
         """The client holds the state of ``ack_tick``: its next delta may start there."""
@@ -402,6 +416,11 @@ class Arena:
                 outputs += self._timer_fired(match)
         for player in self.players.values():
             player.applied_seq = player.input_seq
+        if self._pending_controls:
+            pending = self._pending_controls
+            rows, slots = zip(*pending, strict=True)
+            self._controls[rows, slots] = list(pending.values())
+            pending.clear()
         events = self.game.step(self._running, self._controls) if self._running.any() else ()
         self._effect_tick = self.tick + 1
         self.history.record(self.tick, self.game.state())
@@ -559,6 +578,7 @@ class Arena:
         for player in match.seats.values():
             self.players.pop(player.player_id, None)
         self._running[match.row] = False
+        self._drop_pending_controls(match.row)
         self._controls[match.row] = 0.0
         self.game.release(match.row)
         del self._by_row[match.row]

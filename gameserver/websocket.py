@@ -271,6 +271,22 @@ class FrameParser:
         """Add received bytes; return the complete events they finish, in order."""
         if self.closed:
             return []
+        # The common case, one whole small binary message in one read, skips the
+        # buffer: a final masked binary frame whose 7-bit length matches the read.
+        if (
+            not self._buffer
+            and len(data) > 6
+            and data[0] == 0x82
+            and 0x80 < data[1] < 0xFE
+            and data[1] - 0x80 == len(data) - 6
+            and self._opcode is None
+        ):
+            if len(data) - 6 > self.max_message_bytes:
+                raise WebSocketError(
+                    f"message larger than {self.max_message_bytes} bytes",
+                    CloseCode.MESSAGE_TOO_BIG,
+                )
+            return [Message(_unmask(data[2:6], data[6:]))]
         buf = self._buffer
         buf += data
         events: list[Event] = []
