@@ -187,6 +187,19 @@ async def _serve(
         nursery.cancel_scope.cancel()
 
 
+def _serve_workers(config: ServerConfig, workers: int, seed: int, port_file: str | None) -> int:
+    """``serve --workers N``: a front process and N worker processes (gameserver.workers)."""
+    from .workers import run_front
+
+    first_match_id = 1
+    with _open_configured_store(config) as store:
+        if store is not None:
+            first_match_id = store.next_match_id()
+    on_listening = partial(_write_port_file, port_file) if port_file is not None else None
+    front = partial(run_front, first_match_id=first_match_id, on_listening=on_listening)
+    return trio.run(front, config, workers, seed)
+
+
 async def _demo(
     config: ServerConfig,
     *,
@@ -436,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--bots", type=int, default=8, help="bots per match")
     serve.add_argument("--port-file", help="write the listening port to this file")
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes, one per core; a front process routes each client to its match",
+    )
+    serve.add_argument(
         "--status-port",
         dest="status_port",
         type=int,
@@ -483,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             config = _config(args)
             seed = config.seed if config.seed is not None else int.from_bytes(os.urandom(4))
+            if args.workers > 1:
+                return _serve_workers(config, args.workers, seed, args.port_file)
             with _open_configured_store(config) as store:
                 trio.run(partial(_serve, config, seed, store=store, port_file=args.port_file))
             return 0

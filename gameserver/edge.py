@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import select
 import socket
 from collections import deque
@@ -35,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import msgpack
 import trio
 
 from .codes import CloseCode
@@ -278,6 +280,18 @@ class SocketConnection:
             self.close_code, self.close_reason = 1006, "connection lost"
         self._wake.set()
 
+    def detach(self) -> None:
+        """Stop serving this connection without closing it: its socket was handed
+        to another process, which now owns the stream (no Close, no half-close)."""
+        self._out = None
+        self._queue.clear()
+        self._frame = None
+        self.peer_closed = True
+        self.parser.closed = True
+        if self._close is None:
+            self._close = (None, "handed over")
+        self._wake.set()
+
     def received_close(self, event: CloseReceived) -> None:
         """The peer's Close: answer it (echoing its code) unless already closing."""
         self.close_received = event
@@ -392,6 +406,68 @@ class SocketEdge:
             listener.close()
             self._epoll.close()
 
+    async def serve_handoffs(
+        self,
+        channel: socket.socket,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve connections another process accepted and passed over ``channel``.
+
+        ``channel`` is a ``SOCK_SEQPACKET`` Unix socket; each packet carries one
+        client socket (SCM_RIGHTS) and :func:`encode_handoff` bytes: the peer's
+        address, the first message (already parsed there) and any unparsed bytes.
+        """
+        channel.setblocking(False)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read_all)
+                nursery.start_soon(self._sweep)
+                task_status.started()
+                while True:
+                    await trio.lowlevel.wait_readable(channel)
+                    try:
+                        packet, fds, _, _ = socket.recv_fds(channel, 65536, 1)
+                    except BlockingIOError:
+                        continue
+                    if not packet and not fds:
+                        log.info("the front process closed the hand-off channel")
+                        return
+                    for fd in fds[1:]:
+                        os.close(fd)
+                    if not fds:
+                        continue
+                    remote, first, rest = decode_handoff(packet)
+                    sock = socket.socket(fileno=fds[0])
+                    nursery.start_soon(self.adopt, sock, remote, first, rest)
+        finally:
+            trio.lowlevel.notify_closing(channel)
+            channel.close()
+            self._epoll.close()
+
+    async def adopt(self, sock: socket.socket, remote: str, first: bytes, rest: bytes) -> None:
+        """Serve an established WebSocket whose first message was read elsewhere."""
+        sock.setblocking(False)
+        now = self._now()
+        connection = SocketConnection(
+            sock,
+            remote,
+            max_message_bytes=self.max_message_bytes,
+            slow_client_timeout_s=self.slow_client_timeout_s,
+            max_queued_messages=self.max_queued_messages,
+            opened_at=now,
+        )
+        self._by_fd[connection.fd] = connection
+        self._epoll.register(connection.fd, select.EPOLLIN | select.EPOLLRDHUP)
+        try:
+            self.handler.opened(connection)
+            self._message(connection, first)
+            if rest and not connection.closing:
+                self._received(connection, rest, now)
+            await connection.run()
+        finally:
+            self._forget(connection)
+
     async def accept_from(self, listener: socket.socket, nursery: trio.Nursery) -> None:
         """Accept clients from ``listener`` forever, each served in ``nursery``."""
         while True:
@@ -442,17 +518,21 @@ class SocketEdge:
                 self._received(connection, data, self._now())
             await connection.run()
         finally:
-            del self._by_fd[connection.fd]
-            with contextlib.suppress(OSError, ValueError):
-                self._epoll.unregister(connection.fd)
-            self.partial_writes += connection.partial_writes
-            if not connection.echo:
-                try:
-                    self.handler.closed(connection)
-                except Exception:
-                    log.exception("closing %s failed", connection.remote)
-            trio.lowlevel.notify_closing(connection.sock)
-            connection.sock.close()
+            self._forget(connection)
+
+    def _forget(self, connection: SocketConnection) -> None:
+        """The connection is over: stop reading it, tell the handler, close the socket."""
+        del self._by_fd[connection.fd]
+        with contextlib.suppress(OSError, ValueError):
+            self._epoll.unregister(connection.fd)
+        self.partial_writes += connection.partial_writes
+        if not connection.echo:
+            try:
+                self.handler.closed(connection)
+            except Exception:
+                log.exception("closing %s failed", connection.remote)
+        trio.lowlevel.notify_closing(connection.sock)
+        connection.sock.close()
 
     async def _handshake(
         self, sock: socket.socket, remote: str, data: bytes
@@ -585,4 +665,14 @@ class SocketEdge:
             connection.close_nowait(code, reason)
 
 
-__all__ = ["OP_CLOSE", "SocketConnection", "SocketEdge"]
+def encode_handoff(remote: str, first: bytes, rest: bytes) -> bytes:
+    """What travels with a handed-over socket: peer address, first message, unparsed bytes."""
+    return msgpack.packb([remote, first, rest], use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode_handoff(packet: bytes) -> tuple[str, bytes, bytes]:
+    remote, first, rest = msgpack.unpackb(packet, raw=False)
+    return str(remote), bytes(first), bytes(rest)
+
+
+__all__ = ["OP_CLOSE", "SocketConnection", "SocketEdge", "decode_handoff", "encode_handoff"]

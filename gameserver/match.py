@@ -145,6 +145,7 @@ class Arena:
         seed: int = 0,
         checksum_every: int = DEFAULT_CHECKSUM_EVERY,
         first_match_id: int = 1,
+        match_id_step: int = 1,
     ) -> None:
         self.game = game
         self.checksum_every = checksum_every
@@ -171,7 +172,10 @@ class Arena:
         self._free_rows = list(range(game.rows - 1, -1, -1))
         self._timers: list[tuple[int, int, int]] = []  # (tick, match_id, generation)
         # Ids continue from the results store's, so they stay unique across restarts.
+        # With several worker processes, worker k of n numbers its matches
+        # first + k, first + k + n, ... so an id tells which worker holds it.
         self._next_match_id = first_match_id
+        self._match_id_step = match_id_step
         self._next_player_id = 1
         self.frames_sent = 0
         self.bytes_sent = 0
@@ -203,7 +207,7 @@ class Arena:
             self._grow(old * 2)
         row = self._free_rows.pop()
         match_id = self._next_match_id
-        self._next_match_id += 1
+        self._next_match_id += self._match_id_step
         seed = (self.seed * 1_000_003 + match_id) % 2**63
         try:
             description = self.game.create(row, seed=seed, options=opts)

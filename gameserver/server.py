@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -74,6 +75,18 @@ def token_authorizer(token: str) -> Authorizer:
     return authorize
 
 
+def handshake_verdict(
+    authorize: Authorizer | None, request: HandshakeInfo
+) -> tuple[int, str] | str:
+    """The subprotocol to accept ``request`` with, or (HTTP status, reason) to refuse it."""
+    reason = authorize(request) if authorize is not None else None
+    if reason is not None:
+        return (401, reason)
+    if SUBPROTOCOL not in request.proposed_subprotocols:
+        return (400, f"this server speaks the WebSocket subprotocol {SUBPROTOCOL}")
+    return SUBPROTOCOL
+
+
 class Server:
     """A game server: the arena, its tick loop and its WebSocket clients."""
 
@@ -87,9 +100,12 @@ class Server:
         on_match_ended: MatchEndedHook | None = None,
         store_results: StoreResults | None = None,
         first_match_id: int = 1,
+        match_id_step: int = 1,
     ) -> None:
         self.config = config
-        self.arena = Arena(game, config, seed=seed, first_match_id=first_match_id)
+        self.arena = Arena(
+            game, config, seed=seed, first_match_id=first_match_id, match_id_step=match_id_step
+        )
         if authorize is None and config.auth_token:
             authorize = token_authorizer(config.auth_token)
         self._authorize = authorize
@@ -110,18 +126,31 @@ class Server:
         self.ended: list[MatchEnded] = []
 
     # ------------------------------------------------------------ running
-    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        """Listen on the configured address and tick until cancelled; starts with the port."""
+    async def run(
+        self,
+        *,
+        channel: socket.socket | None = None,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on the configured address and tick until cancelled; starts with the port.
+
+        With ``channel`` (a worker of ``serve --workers``), clients arrive over
+        it from the front process instead, and the port is 0.
+        """
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            self.port = await self._serve_websockets(nursery)
+            if channel is None:
+                self.port = await self._serve_websockets(nursery)
+            else:
+                await nursery.start(self._edge().serve_handoffs, channel)
             if self.config.status_port is not None:
                 self.status_port = await nursery.start(
                     serve_status, self.stats, self.config.host, self.config.status_port
                 )
             nursery.start_soon(self.run_ticks)
-            log.info("listening on ws://%s:%d", self.config.host, self.port)
-            task_status.started(self.port)
+            if self.port is not None:
+                log.info("listening on ws://%s:%d", self.config.host, self.port)
+            task_status.started(self.port or 0)
 
     async def _serve_websockets(self, nursery: trio.Nursery) -> int:
         """Start accepting clients on the configured edge; returns the listening port."""
@@ -140,6 +169,12 @@ class Server:
                 )
             )
             return int(listener.port)
+        edge = self._edge()
+        port: int = await nursery.start(partial(edge.serve, config.host, config.port))
+        return port
+
+    def _edge(self) -> SocketEdge:
+        config = self.config
         self.edge = SocketEdge(
             self,
             max_message_bytes=config.max_message_bytes,
@@ -149,8 +184,7 @@ class Server:
             send_buffer_bytes=config.send_buffer_bytes or None,
             echo_path=config.echo_path,
         )
-        port: int = await nursery.start(partial(self.edge.serve, config.host, config.port))
-        return port
+        return self.edge
 
     async def run_ticks(self) -> None:
         """Step the arena at the tick rate, forever, without drift."""
@@ -264,15 +298,12 @@ class Server:
     # ------------------------------------------------------------ connections
     def accept(self, request: HandshakeInfo) -> tuple[int, str] | str:
         """Handshake verdict: the subprotocol to accept with, or (HTTP status, reason)."""
-        reason = self._authorize(request) if self._authorize is not None else None
-        if reason is not None:
+        verdict = handshake_verdict(self._authorize, request)
+        if isinstance(verdict, tuple):
             self.connections_rejected += 1
-            return (401, reason)
-        if SUBPROTOCOL not in request.proposed_subprotocols:
-            self.connections_rejected += 1
-            return (400, f"this server speaks the WebSocket subprotocol {SUBPROTOCOL}")
-        self.connections_accepted += 1
-        return SUBPROTOCOL
+        else:
+            self.connections_accepted += 1
+        return verdict
 
     def opened(self, connection: Connection) -> None:
         """A client completed the handshake; it has ``join_timeout_s`` to JOIN."""

@@ -266,6 +266,9 @@ class FrameParser:
         self._utf8: codecs.IncrementalDecoder | None = None
         self._text: list[str] = []
         self.closed = False
+        #: Stop parsing after each data message, keeping the rest buffered (a
+        #: process that reads only the first message and hands the stream on).
+        self.pause_after_message = False
 
     def feed(self, data: bytes) -> list[Event]:
         """Add received bytes; return the complete events they finish, in order."""
@@ -328,10 +331,24 @@ class FrameParser:
                     if isinstance(event, CloseReceived):
                         self.closed = True
                         break
+                    if self.pause_after_message and isinstance(event, Message):
+                        break
         finally:
             if at:
                 del buf[:at]
         return events
+
+    def take_unparsed(self) -> bytes:
+        """The bytes received but not yet parsed (to hand the stream to another parser).
+
+        Only between messages: raises :class:`WebSocketError` while a fragmented
+        message is half received.
+        """
+        if self._opcode is not None:
+            raise WebSocketError("a fragmented message was in progress", CloseCode.POLICY_VIOLATION)
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        return data
 
     def _check_header(self, opcode: int, final: bool, length: int) -> None:
         """Reject a frame from its header alone, before its payload arrives."""
