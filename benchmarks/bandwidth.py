@@ -66,25 +66,34 @@ def run(seconds: float, tick_rate_hz: int, ack_delay_ticks: int, track: str) -> 
     running = np.ones(1, dtype=bool)
     controls = np.zeros((1, slots, len(game.schema.controls)))
     history = StateHistory(1, slots, len(game.schema.fields))
-    mirror = Mirror(slots, len(game.schema.fields))
+    mirror = Mirror.for_schema(game.schema.to_wire())
+    moving = np.array([f.extrapolate for f in game.schema.fields])
     ours = Figures("gameserver delta (msgpack)", 0, 0, 0)
     packed = Figures("full state, msgpack maps", 0, 0, 0)
     as_json = Figures("full state, JSON", 0, 0, 0)
     acks: list[tuple[int, int]] = []  # (tick the ack arrives, acked tick)
-    ack_tick = -1
+    ack_tick = reference_tick = -1
     ticks = int(seconds * tick_rate_hz)
     warmup = 2 * tick_rate_hz
     for tick in range(1, warmup + ticks + 1):
         game.step(running, controls)
         history.record(tick, game.state())
         while acks and acks[0][0] <= tick:
-            ack_tick = max(ack_tick, acks.pop(0)[1])
-        payload = build_payload(history, 0, tick, ack_tick)
+            acked = acks.pop(0)[1]
+            if acked > ack_tick:  # as the arena keeps them: the newest and the one before
+                reference_tick, ack_tick = ack_tick, acked
+        payload = build_payload(history, 0, tick, ack_tick, reference_tick, moving)
         if payload.baseline_tick < 0:
             data = protocol.encode_snapshot(tick, payload.checksum, tick, payload.values)
         else:
             data = protocol.encode_delta(
-                tick, payload.baseline_tick, payload.checksum, tick, payload.mask, payload.values
+                tick,
+                payload.baseline_tick,
+                payload.reference_tick,
+                payload.checksum,
+                tick,
+                payload.mask,
+                payload.values,
             )
         frame = protocol.decode_server_message(data)
         assert isinstance(frame, protocol.Snapshot | protocol.Delta)

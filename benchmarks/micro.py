@@ -61,19 +61,27 @@ def bench_sync(repeat: int) -> list[str]:
     for tick in range(1, 200):
         game.step(running, controls)
         history.record(tick, game.state())
-    tick, ack = 199, 196
-    payload = build_payload(history, 0, tick, ack)
-    data = protocol.encode_delta(tick, ack, payload.checksum, 0, payload.mask, payload.values)
-    mirror = Mirror(8, len(game.schema.fields))
-    base = history.get(0, ack)
-    assert base is not None
-    snapshot = build_payload(history, 0, ack, -1)
-    mirror.apply(protocol.Snapshot(ack, snapshot.checksum, 0, snapshot.values))
+    tick, ack, ref = 199, 196, 193
+    moving = np.array([f.extrapolate for f in game.schema.fields])
+
+    def frame(at: int, baseline: int, reference: int) -> bytes:
+        p = build_payload(history, 0, at, baseline, reference, moving)
+        if p.baseline_tick < 0:
+            return protocol.encode_snapshot(at, p.checksum, 0, p.values)
+        return protocol.encode_delta(
+            at, p.baseline_tick, p.reference_tick, p.checksum, 0, p.mask, p.values
+        )
+
+    data = frame(tick, ack, ref)
+    mirror = Mirror.for_schema(game.schema.to_wire())
+    for earlier in (frame(ref, -1, -1), frame(ack, ref, -1)):  # what the client holds
+        held = protocol.decode_server_message(earlier)
+        assert isinstance(held, protocol.Snapshot | protocol.Delta)
+        mirror.apply(held)
 
     def encode() -> bytes:
         history._checksums.clear()
-        p = build_payload(history, 0, tick, ack)
-        return protocol.encode_delta(tick, ack, p.checksum, 0, p.mask, p.values)
+        return frame(tick, ack, ref)
 
     def decode() -> None:
         frame = protocol.decode_server_message(data)
@@ -82,7 +90,7 @@ def bench_sync(repeat: int) -> list[str]:
         mirror.tick = ack  # apply the same frame again next time
 
     return [
-        f"{'delta, 8 cars, 3-tick baseline':<28} {'us':>9}",
+        f"{'delta, 8 cars, 3-tick baseline, extrapolated':<28} {'us':>9}",
         f"{'  encode (server, per client)':<28} {median_us(encode, repeat):>9.1f}",
         f"{'  decode + verify (client)':<28} {median_us(decode, repeat):>9.1f}",
         f"{'  bytes (msgpack, no WS header)':<28} {len(data):>9}",

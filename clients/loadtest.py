@@ -409,7 +409,7 @@ class LoadTest:
         view.bots.append(bot)
         if self.sample == "all" or (self.sample == "match" and view.sampler is None):
             bot.sampled = True
-            bot.mirror = Mirror(int(welcome.schema["slots"]), len(welcome.schema["fields"]))
+            bot.mirror = Mirror.for_schema(welcome.schema)
             if view.sampler is None:
                 view.sampler = bot
 

@@ -73,7 +73,7 @@ class GameClient:
         self.field_names: list[str] = [f[0] for f in schema["fields"]]
         self._scales = np.array([float(f[1]) for f in schema["fields"]])
         self.control_names: list[str] = [c[0] for c in schema["controls"]]
-        self.mirror = Mirror(int(schema["slots"]), len(self.field_names))
+        self.mirror = Mirror.for_schema(schema)
         self.events: list[protocol.Event] = []
         self.results: protocol.Results | None = None
         self.statistics = ClientStatistics()

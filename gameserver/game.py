@@ -41,6 +41,9 @@ class StateField:
     scale: float
     unit: str
     doc: str
+    #: The value moves smoothly (a position, a heading, a speed): deltas are taken
+    #: against its linear extrapolation, so steady motion costs almost nothing.
+    extrapolate: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,7 +100,7 @@ class GameSchema:
         return {
             "game": self.game,
             "slots": self.slots,
-            "fields": [[f.name, f.scale, f.unit] for f in self.fields],
+            "fields": [[f.name, f.scale, f.unit, f.extrapolate] for f in self.fields],
             "controls": [[c.name, c.low, c.high] for c in self.controls],
             "events": [[k.code, k.name, list(k.args)] for k in self.event_kinds],
         }

@@ -52,6 +52,9 @@ class Player:
     send_every: int = 1
     send_phase: int = 0
     ack_tick: int = -1
+    # The acknowledgement before ack_tick: a state the client also holds, from
+    # which the next delta's moving fields are extrapolated.
+    reference_tick: int = -1
     input_seq: int = 0  # newest input received
     applied_seq: int = 0  # input applied at the last step
     frames_sent: int = 0
@@ -153,6 +156,7 @@ class Arena:
         self.seed = seed
         schema = game.schema
         self.slots = schema.slots
+        self._extrapolate = np.array([f.extrapolate for f in schema.fields], dtype=bool)
         self._control_bounds = tuple((float(c.low), float(c.high)) for c in schema.controls)
         self._controls: ControlArray = np.zeros((game.rows, self.slots, len(schema.controls)))
         # Inputs received since the last step, written into _controls in one
@@ -401,7 +405,9 @@ class Arena:
         player = self.players[player_id]
         if ack_tick < 0:
             player.ack_tick = -1  # the client holds nothing: the next frame is a snapshot
+            player.reference_tick = -1
         elif player.ack_tick < ack_tick <= self.tick:
+            player.reference_tick = player.ack_tick
             player.ack_tick = ack_tick
 
     def pong(self, message: protocol.Ping) -> bytes:
@@ -455,13 +461,16 @@ class Arena:
         if not due:
             return []
         oldest = tick - self.history.depth
-        keys: dict[tuple[int, int], int] = {}
+        keys: dict[tuple[int, int, int], int] = {}
         chosen = []
         for player in due:
-            ack = player.ack_tick
-            key = (player.match.row, ack if ack > oldest else -1)
+            ack, ref = player.ack_tick, player.reference_tick
+            if ack <= oldest:
+                key = (player.match.row, -1, -1)
+            else:
+                key = (player.match.row, ack, ref if ref > oldest else -1)
             chosen.append(keys.setdefault(key, len(keys)))
-        payloads = build_payloads(self.history, list(keys), tick)
+        payloads = build_payloads(self.history, list(keys), tick, self._extrapolate)
         outputs: list[Output] = []
         encode_delta, encode_snapshot = protocol.encode_delta, protocol.encode_snapshot
         sent = 0
@@ -473,6 +482,7 @@ class Arena:
                 data = encode_delta(
                     tick,
                     payload.baseline_tick,
+                    payload.reference_tick,
                     payload.checksum,
                     player.applied_seq,
                     payload.mask,

@@ -108,19 +108,23 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Delta:
-    """State at ``tick`` as the changes from the state at ``baseline_tick``.
+    """State at ``tick`` as the changes from a prediction made from ``baseline_tick``.
 
-    ``mask`` has one bit per cell (little-endian bit order), set where the
-    cell changed; ``values`` holds the changed cells' differences as zigzag
-    varints, in row-major order.
+    The prediction is the state at ``baseline_tick``, with the fields the schema
+    marks ``extrapolate`` carried forward along the line from the state at
+    ``reference_tick`` (-1: no reference, the prediction is the baseline).
+    ``cells`` is the mask, one bit per cell (little-endian bit order), set
+    where the cell differs from the prediction, then those cells' differences
+    as zigzag varints, in row-major order. On the wire both ticks travel as
+    ages (ticks before ``tick``, and before ``baseline_tick``).
     """
 
     tick: int
     baseline_tick: int
+    reference_tick: int
     checksum: int
     input_seq: int
-    mask: bytes
-    values: bytes
+    cells: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,14 +193,17 @@ def _fields(message: Message) -> list[Any]:
             message.values,
         ]
     if isinstance(message, Delta):
+        reference_age = (
+            0 if message.reference_tick < 0 else message.baseline_tick - message.reference_tick
+        )
         return [
             MessageType.DELTA,
             message.tick,
-            message.baseline_tick,
+            message.tick - message.baseline_tick,
+            reference_age,
             message.checksum,
             message.input_seq,
-            message.mask,
-            message.values,
+            message.cells,
         ]
     if isinstance(message, Event):
         return [MessageType.EVENT, message.tick, message.kind, message.slot, *message.args]
@@ -213,11 +220,25 @@ def encode(message: Message) -> bytes:
 
 
 def encode_delta(
-    tick: int, baseline_tick: int, checksum: int, input_seq: int, mask: bytes, values: bytes
+    tick: int,
+    baseline_tick: int,
+    reference_tick: int,
+    checksum: int,
+    input_seq: int,
+    mask: bytes,
+    values: bytes,
 ) -> bytes:
     """:func:`encode` of a :class:`Delta`, without building the object (hot path)."""
     return msgpack.packb(  # type: ignore[no-any-return]
-        [MessageType.DELTA, tick, baseline_tick, checksum, input_seq, mask, values],
+        [
+            MessageType.DELTA,
+            tick,
+            tick - baseline_tick,
+            0 if reference_tick < 0 else baseline_tick - reference_tick,
+            checksum,
+            input_seq,
+            mask + values,
+        ],
         use_bin_type=True,
     )
 
@@ -353,13 +374,16 @@ def _decode_snapshot(f: list[Any]) -> Snapshot:
 
 def _decode_delta(f: list[Any]) -> Delta:
     _arity(f, "DELTA", 7, at_least=True)  # later versions may append fields
+    tick = _int(f[1], "DELTA tick", 0, INT63_MAX)
+    baseline_age = _int(f[2], "DELTA baseline_age", 1, tick)
+    reference_age = _int(f[3], "DELTA reference_age", 0, tick - baseline_age)
     return Delta(
-        tick=_int(f[1], "DELTA tick"),
-        baseline_tick=_int(f[2], "DELTA baseline_tick"),
-        checksum=_int(f[3], "DELTA checksum", 0, 2**32 - 1),
-        input_seq=_int(f[4], "DELTA input_seq"),
-        mask=_bytes(f[5], "DELTA mask"),
-        values=_bytes(f[6], "DELTA values"),
+        tick=tick,
+        baseline_tick=tick - baseline_age,
+        reference_tick=tick - baseline_age - reference_age if reference_age else -1,
+        checksum=_int(f[4], "DELTA checksum", 0, 2**32 - 1),
+        input_seq=_int(f[5], "DELTA input_seq"),
+        cells=_bytes(f[6], "DELTA cells"),
     )
 
 

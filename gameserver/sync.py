@@ -17,7 +17,9 @@ and, for those cells only, ``current - baseline`` as zigzag varints.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -113,15 +115,19 @@ def decode_snapshot_cells(values: bytes, shape: tuple[int, int]) -> Int32Array:
     return _to_int32(cells).reshape(shape)
 
 
-def encode_delta_cells(baseline: Int32Array, current: Int32Array) -> tuple[bytes, bytes]:
-    """``(mask, values)``: which cells changed, and by how much."""
+def encode_delta_cells(
+    baseline: Int32Array | npt.NDArray[np.int64], current: Int32Array
+) -> tuple[bytes, bytes]:
+    """``(mask, values)``: which cells differ from ``baseline`` (or a prediction), by how much."""
     diff = current.astype(np.int64).ravel() - baseline.astype(np.int64).ravel()
     changed = diff != 0
     mask = np.packbits(changed, bitorder="little").tobytes()
     return mask, encode_varints(zigzag(diff[changed]))
 
 
-def decode_delta_cells(baseline: Int32Array, mask: bytes, values: bytes) -> Int32Array:
+def decode_delta_cells(
+    baseline: Int32Array | npt.NDArray[np.int64], mask: bytes, values: bytes
+) -> Int32Array:
     """Inverse of :func:`encode_delta_cells`; :class:`ProtocolError` on a malformed delta."""
     cells = baseline.size
     if len(mask) != (cells + 7) // 8:
@@ -134,6 +140,34 @@ def decode_delta_cells(baseline: Int32Array, mask: bytes, values: bytes) -> Int3
     out = baseline.astype(np.int64).ravel()
     out[changed] += diff
     return _to_int32(out).reshape(baseline.shape)
+
+
+def predict(
+    baseline: Int32Array,
+    reference: Int32Array | None,
+    baseline_age: int,
+    reference_age: int,
+    extrapolate: npt.NDArray[np.bool_] | None,
+) -> npt.NDArray[np.int64]:
+    """The state a delta is taken against: the baseline, with its smoothly moving
+    fields carried forward along the line from the reference state.
+
+    For a field the schema marks ``extrapolate`` (positions, headings, speeds),
+    ``baseline + floor((baseline - reference) * baseline_age / reference_age)``,
+    where ``baseline_age`` is ticks from the baseline to the frame's tick and
+    ``reference_age`` ticks from the reference to the baseline. A car moving
+    steadily then differs from the prediction by a few units, not by its whole
+    motion since the baseline, so its varints shrink. Without a reference the
+    prediction is the baseline itself. Integer arithmetic only, so client and
+    server agree exactly.
+    """
+    out = baseline.astype(np.int64)
+    if reference is None or reference_age <= 0 or extrapolate is None or not extrapolate.any():
+        return out
+    moving = out[:, extrapolate]
+    start = reference[:, extrapolate].astype(np.int64)
+    out[:, extrapolate] = moving + (moving - start) * baseline_age // reference_age
+    return out
 
 
 def _to_int32(cells: npt.NDArray[np.int64]) -> Int32Array:
@@ -224,10 +258,19 @@ class FramePayload:
     checksum: int
     mask: bytes
     values: bytes
+    reference_tick: int = -1  # -1: no extrapolation
 
 
-def build_payload(history: StateHistory, row: int, tick: int, ack_tick: int) -> FramePayload:
-    """The frame for a client that holds ``ack_tick``: a delta when possible, else a snapshot."""
+def build_payload(
+    history: StateHistory,
+    row: int,
+    tick: int,
+    ack_tick: int,
+    reference_tick: int = -1,
+    extrapolate: npt.NDArray[np.bool_] | None = None,
+) -> FramePayload:
+    """The frame for a client that holds ``ack_tick`` (and ``reference_tick``, an
+    older tick it acknowledged): a delta when possible, else a snapshot."""
     current = history.get(row, tick)
     if current is None:
         raise KeyError(f"tick {tick} is not in the history")
@@ -235,14 +278,23 @@ def build_payload(history: StateHistory, row: int, tick: int, ack_tick: int) -> 
     baseline = history.get(row, ack_tick) if 0 <= ack_tick < tick else None
     if baseline is None:
         return FramePayload(tick, -1, crc, b"", encode_snapshot_cells(current))
-    mask, values = encode_delta_cells(baseline, current)
-    return FramePayload(tick, ack_tick, crc, mask, values)
+    reference = history.get(row, reference_tick) if 0 <= reference_tick < ack_tick else None
+    if reference is None:
+        reference_tick = -1
+    predicted = predict(
+        baseline, reference, tick - ack_tick, ack_tick - reference_tick, extrapolate
+    )
+    mask, values = encode_delta_cells(predicted, current)
+    return FramePayload(tick, ack_tick, crc, mask, values, reference_tick)
 
 
 def build_payloads(
-    history: StateHistory, requests: list[tuple[int, int]], tick: int
+    history: StateHistory,
+    requests: list[tuple[int, int, int]],
+    tick: int,
+    extrapolate: npt.NDArray[np.bool_] | None = None,
 ) -> list[FramePayload]:
-    """:func:`build_payload` for many ``(row, ack_tick)`` pairs at once, in one batch.
+    """:func:`build_payload` for many ``(row, ack_tick, reference_tick)`` at once, in one batch.
 
     The cost of a tick's frames must not grow with the number of matches in
     numpy calls (each costs about a microsecond whatever its size), so every
@@ -252,8 +304,8 @@ def build_payloads(
     """
     if not requests:
         return []
-    pairs = np.array(requests, dtype=np.int64).reshape(-1, 2)
-    rows, acks = pairs[:, 0], pairs[:, 1]
+    columns = np.array(requests, dtype=np.int64).reshape(-1, 3)
+    rows, acks, refs = columns[:, 0], columns[:, 1], columns[:, 2]
     states, ticks = history._states, history._ticks
     depth = history.depth
     at = tick % depth
@@ -263,6 +315,16 @@ def build_payloads(
     has_baseline = (acks >= 0) & (acks < tick) & (ticks[acks % depth] == acks)
     baseline = states[acks % depth, rows].reshape(len(requests), -1).astype(np.int64)
     baseline[~has_baseline] = 0  # a snapshot is a delta against all zeros, every cell sent
+    has_reference = has_baseline & (refs >= 0) & (refs < acks) & (ticks[refs % depth] == refs)
+    if extrapolate is not None and extrapolate.any() and has_reference.any():
+        count, slots, fields = len(requests), *states.shape[2:]
+        base = baseline.reshape(count, slots, fields)
+        reference = states[refs % depth, rows].astype(np.int64)
+        baseline_age = (tick - acks)[:, None, None]
+        reference_age = np.where(has_reference, acks - refs, 1)[:, None, None]
+        ahead = base + (base - reference) * baseline_age // reference_age
+        use = has_reference[:, None, None] & extrapolate[None, None, :]
+        baseline = np.where(use, ahead, base).reshape(count, -1)
     diff = current - baseline
     send = (diff != 0) | ~has_baseline[:, None]
     encoded = zigzag(diff[send])
@@ -277,10 +339,13 @@ def build_payloads(
     crcs = history.checksums(tick, rows)
     payloads = []
     start = 0
+    referenced = has_reference.tolist()
     for index, (end, delta, crc) in enumerate(zip(ends, has_baseline.tolist(), crcs, strict=True)):
         if delta:
             mask = mask_bytes[index * width : (index + 1) * width]
-            payloads.append(FramePayload(tick, requests[index][1], crc, mask, values[start:end]))
+            _, ack, ref = requests[index]
+            ref = ref if referenced[index] else -1
+            payloads.append(FramePayload(tick, ack, crc, mask, values[start:end], ref))
         else:
             payloads.append(FramePayload(tick, -1, crc, b"", values[start:end]))
         start = end
@@ -295,15 +360,34 @@ class Mirror:
     the server may build a delta against any tick the client acknowledged.
     """
 
-    def __init__(self, slots: int, fields: int, depth: int = DEFAULT_MIRROR_TICKS) -> None:
+    def __init__(
+        self,
+        slots: int,
+        fields: int,
+        depth: int = DEFAULT_MIRROR_TICKS,
+        *,
+        extrapolate: Sequence[bool] | None = None,
+    ) -> None:
         self.shape = (slots, fields)
         self.depth = depth
+        flags = [False] * fields if extrapolate is None else list(extrapolate)
+        if len(flags) != fields:
+            raise ValueError(f"{len(flags)} extrapolate flags for {fields} fields")
+        self.extrapolate = np.array(flags, dtype=bool)
+        self._mask_bytes = (slots * fields + 7) // 8
         self._states: dict[int, Int32Array] = {}
         self.tick = -1
         self.state: Int32Array = np.zeros(self.shape, dtype=np.int32)
         self.frames = 0
         self.late_frames = 0
         self.missing_baselines = 0
+
+    @classmethod
+    def for_schema(cls, schema: Mapping[str, Any], depth: int = DEFAULT_MIRROR_TICKS) -> Mirror:
+        """A mirror shaped by a WELCOME's schema (fields that extrapolate included)."""
+        fields = schema["fields"]
+        flags = [bool(f[3]) if len(f) > 3 else False for f in fields]
+        return cls(int(schema["slots"]), len(fields), depth, extrapolate=flags)
 
     def apply(self, frame: Snapshot | Delta) -> bool:
         """Rebuild the state a frame describes and check its checksum.
@@ -317,10 +401,22 @@ class Mirror:
             state = decode_snapshot_cells(frame.values, self.shape)
         else:
             baseline = self._states.get(frame.baseline_tick)
-            if baseline is None:
+            reference = None
+            if frame.reference_tick >= 0:
+                reference = self._states.get(frame.reference_tick)
+            if baseline is None or (reference is None and frame.reference_tick >= 0):
                 self.missing_baselines += 1
                 return False
-            state = decode_delta_cells(baseline, frame.mask, frame.values)
+            predicted = predict(
+                baseline,
+                reference,
+                frame.tick - frame.baseline_tick,
+                frame.baseline_tick - frame.reference_tick,
+                self.extrapolate,
+            )
+            cells = frame.cells
+            mask, values = cells[: self._mask_bytes], cells[self._mask_bytes :]
+            state = decode_delta_cells(predicted, mask, values)
         if checksum(state) != frame.checksum:
             raise DesyncError(f"checksum mismatch at tick {frame.tick}")
         self.frames += 1

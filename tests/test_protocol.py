@@ -85,13 +85,20 @@ server_messages: st.SearchStrategy[protocol.ServerMessage] = st.one_of(
         values=st.binary(max_size=300),
     ),
     st.builds(
-        protocol.Delta,
-        tick=msgpack_ints,
-        baseline_tick=msgpack_ints,
-        checksum=checksums,
-        input_seq=msgpack_ints,
-        mask=st.binary(max_size=16),
-        values=st.binary(max_size=300),
+        lambda tick, baseline_age, reference_age, crc, seq, cells: protocol.Delta(
+            tick=tick,
+            baseline_tick=tick - baseline_age,
+            reference_tick=tick - baseline_age - reference_age if reference_age else -1,
+            checksum=crc,
+            input_seq=seq,
+            cells=cells,
+        ),
+        st.integers(min_value=10**6, max_value=2**63 - 1),
+        st.integers(min_value=1, max_value=1000),
+        st.integers(min_value=0, max_value=1000),
+        checksums,
+        msgpack_ints,
+        st.binary(max_size=300),
     ),
     st.builds(
         protocol.Event,
@@ -194,19 +201,24 @@ def test_peek_type_gives_none_for_what_does_not_start_like_a_message() -> None:
 
 
 @given(
-    msgpack_ints,
-    msgpack_ints,
+    st.integers(min_value=100, max_value=2**63 - 1),
+    st.integers(min_value=1, max_value=50),
+    st.integers(min_value=-1, max_value=50),
     checksums,
     msgpack_ints,
     st.binary(max_size=20),
     st.binary(max_size=200),
 )
 def test_hot_path_encoders_match_the_general_encoder(
-    tick: int, baseline: int, crc: int, seq: int, mask: bytes, values: bytes
+    tick: int, age: int, reference_age: int, crc: int, seq: int, mask: bytes, values: bytes
 ) -> None:
-    delta = protocol.Delta(tick, baseline, crc, seq, mask, values)
+    baseline = tick - age
+    reference = baseline - reference_age if reference_age > 0 else -1
+    delta = protocol.Delta(tick, baseline, reference, crc, seq, mask + values)
     snapshot = protocol.Snapshot(tick, crc, seq, values)
-    assert protocol.encode_delta(tick, baseline, crc, seq, mask, values) == protocol.encode(delta)
+    assert protocol.encode_delta(tick, baseline, reference, crc, seq, mask, values) == (
+        protocol.encode(delta)
+    )
     assert protocol.encode_snapshot(tick, crc, seq, values) == protocol.encode(snapshot)
 
 
@@ -221,7 +233,7 @@ def test_encoding_something_else_is_a_type_error() -> None:
     [
         protocol.Welcome(1, 2, 3, 0, 60, 1, 10, {"game": "race"}, {"laps": 3}),
         protocol.Snapshot(10, 99, 1, b"\x00"),
-        protocol.Delta(10, 9, 99, 1, b"\x01", b"\x02"),
+        protocol.Delta(10, 9, 7, 99, 1, b"\x01\x02"),
         protocol.Results(3, 10, [{"slot": 0, "position": 1}]),
         protocol.Pong(5, 10),
     ],
@@ -451,10 +463,14 @@ def test_bytes_that_are_not_a_message_are_invalid_payload(data: bytes) -> None:
         [MessageType.SNAPSHOT, 1, 2**32, 0, b""],
         [MessageType.SNAPSHOT, 1, 0, 0, "cells"],
         [MessageType.SNAPSHOT, True, 0, 0, b""],
-        [MessageType.DELTA, 2, 1, 0, 0, "mask", b""],
-        [MessageType.DELTA, 2, 1, 0, 0, b"", None],
-        [MessageType.DELTA, 2, 1.0, 0, 0, b"", b""],
-        [MessageType.DELTA, 2, 1, 0, 0, b""],
+        [MessageType.DELTA, 2, 1, 0, 0, 0, "cells"],
+        [MessageType.DELTA, 2, 1, 0, 0, 0, None],
+        [MessageType.DELTA, 2, 1.0, 0, 0, 0, b""],
+        [MessageType.DELTA, 2, 0, 0, 0, 0, b""],  # a baseline is older than the frame
+        [MessageType.DELTA, 2, 3, 0, 0, 0, b""],  # ... and not before tick 0
+        [MessageType.DELTA, 5, 2, 4, 0, 0, b""],  # the reference is before tick 0
+        [MessageType.DELTA, 5, 2, -1, 0, 0, b""],
+        [MessageType.DELTA, 2, 1, 0, 0, 0],
         [MessageType.EVENT, 1, 128, -1],
         [MessageType.EVENT, 1, -1, -1],
         [MessageType.EVENT, 1, 5, -2],

@@ -6,6 +6,7 @@ import re
 from enum import IntEnum
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gameserver import protocol
@@ -18,6 +19,7 @@ from gameserver.sync import (
     checksum,
     decode_delta_cells,
     decode_snapshot_cells,
+    predict,
 )
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
@@ -80,9 +82,12 @@ def test_documented_limits_are_the_codec_and_sync_limits() -> None:
 
 # ------------------------------------------------------------------ the race's schema
 def test_the_race_fields_are_the_schema_fields() -> None:
-    rows = [(ticked(name), float(scale), unit) for name, scale, unit, _ in table("field")]
+    rows = [
+        (ticked(name), float(scale), unit, moving == "yes")
+        for name, scale, unit, moving, _ in table("field")
+    ]
     fields = RaceGame().schema.fields
-    assert rows == [([f.name], f.scale, f.unit) for f in fields]
+    assert rows == [([f.name], f.scale, f.unit, f.extrapolate) for f in fields]
 
 
 def test_the_race_controls_are_the_schema_controls() -> None:
@@ -216,9 +221,10 @@ def test_the_worked_delta_example_rebuilds_the_state_it_claims() -> None:
     assert isinstance(snapshot, protocol.Snapshot)
     assert isinstance(delta, protocol.Delta)
     assert delta.baseline_tick == snapshot.tick
+    assert delta.reference_tick == -1
     baseline = decode_snapshot_cells(snapshot.values, (2, 3))
     assert checksum(baseline) == snapshot.checksum
-    state = decode_delta_cells(baseline, delta.mask, delta.values)
+    state = decode_delta_cells(baseline, delta.cells[:1], delta.cells[1:])
     assert checksum(state) == delta.checksum
     for claim in (f"`{baseline.tolist()}`", f"`{state.tolist()}`"):
         assert claim in DOC
@@ -226,3 +232,12 @@ def test_the_worked_delta_example_rebuilds_the_state_it_claims() -> None:
     assert f"`{snapshot.checksum:#010x}`" in DOC
     little_endian = " ".join(f"{b:02x}" for b in state.astype("<i4").tobytes())
     assert f"`{little_endian}`" in DOC.replace("\n", " ")
+
+
+def test_the_worked_extrapolation_gives_the_prediction_it_claims() -> None:
+    baseline = np.array([[1050, -500, 320], [0, -1000, 1]], dtype=np.int32)
+    reference = np.array([[1000, -500, 314], [0, 0, 1]], dtype=np.int32)
+    for claim in (baseline, reference):
+        assert f"`{claim.tolist()}`" in DOC
+    predicted = predict(baseline, reference, 2, 3, np.array([True, True, False]))
+    assert f"`{predicted.tolist()}`" in DOC

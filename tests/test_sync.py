@@ -8,6 +8,7 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -297,12 +298,25 @@ def test_the_defaults_leave_the_client_more_states_than_the_server() -> None:
 
 
 # ------------------------------------------------------------------ the mirror
-def frame_of(history: StateHistory, tick: int, ack: int, seq: int = 0) -> bytes:
-    payload = build_payload(history, 0, tick, ack)
+def frame_of(
+    history: StateHistory,
+    tick: int,
+    ack: int,
+    seq: int = 0,
+    reference: int = -1,
+    extrapolate: npt.NDArray[np.bool_] | None = None,
+) -> bytes:
+    payload = build_payload(history, 0, tick, ack, reference, extrapolate)
     if payload.baseline_tick < 0:
         return protocol.encode_snapshot(tick, payload.checksum, seq, payload.values)
     return protocol.encode_delta(
-        tick, payload.baseline_tick, payload.checksum, seq, payload.mask, payload.values
+        tick,
+        payload.baseline_tick,
+        payload.reference_tick,
+        payload.checksum,
+        seq,
+        payload.mask,
+        payload.values,
     )
 
 
@@ -345,7 +359,9 @@ def test_a_late_frame_is_kept_but_does_not_replace_the_state() -> None:
 
 def test_a_delta_against_a_state_not_held_is_skipped_not_applied() -> None:
     mirror = Mirror(2, 3)
-    frame = protocol.Delta(tick=5, baseline_tick=3, checksum=0, input_seq=0, mask=b"\0", values=b"")
+    frame = protocol.Delta(
+        tick=5, baseline_tick=3, reference_tick=-1, checksum=0, input_seq=0, cells=b"\0"
+    )
     assert mirror.apply(frame) is False
     assert (mirror.missing_baselines, mirror.tick, mirror.frames) == (1, -1, 0)
 
@@ -448,20 +464,15 @@ def corrupted(frame: protocol.Snapshot | protocol.Delta, where: int) -> bytes:
 
     ``where`` (0..255) picks the bit, spread over all of them.
     """
-    mask = frame.mask if isinstance(frame, protocol.Delta) else b""
-    body = bytearray(struct.pack(">I", frame.checksum) + mask + frame.values)
+    cells = frame.cells if isinstance(frame, protocol.Delta) else frame.values
+    body = bytearray(struct.pack(">I", frame.checksum) + cells)
     bit = where * len(body) * 8 // 256
     body[bit // 8] ^= 1 << (bit % 8)
     crc = struct.unpack(">I", body[:4])[0]
     rest = bytes(body[4:])
     if isinstance(frame, protocol.Delta):
         return protocol.encode_delta(
-            frame.tick,
-            frame.baseline_tick,
-            crc,
-            frame.input_seq,
-            rest[: len(mask)],
-            rest[len(mask) :],
+            frame.tick, frame.baseline_tick, frame.reference_tick, crc, frame.input_seq, rest, b""
         )
     return protocol.encode_snapshot(frame.tick, crc, frame.input_seq, rest)
 
@@ -490,18 +501,22 @@ class Network:
     st.lists(tick_plans, min_size=8, max_size=40),
     st.sampled_from([2, 3, 5, 8, DEFAULT_HISTORY_TICKS]),
     st.tuples(st.integers(1, 4), st.integers(1, 6)),
+    st.integers(0, 63),
 )
 def test_the_mirror_equals_the_server_whatever_is_lost_late_reordered_or_corrupted(
-    plan: list[TickPlan], depth: int, shape: tuple[int, int]
+    plan: list[TickPlan], depth: int, shape: tuple[int, int], moving: int
 ) -> None:
     slots, fields = shape
+    # Fields whose deltas are taken against an extrapolation (bit f of ``moving``).
+    extrapolate = np.array([bool(moving >> f & 1) for f in range(fields)])
     # Row 1 is another match, with state of its own, sharing the history ring.
     history = StateHistory(2, slots, fields, depth=depth)
-    mirror = Mirror(slots, fields)
+    mirror = Mirror(slots, fields, extrapolate=extrapolate.tolist())
     state = np.zeros(shape, dtype=np.int64)
     truth: dict[int, Int32Array] = {}
     network = Network()
     server_ack = -1  # the newest acknowledged tick, as the arena keeps it
+    server_reference = -1  # the one acknowledged before it
     for tick, step in enumerate(plan, start=1):
         # The server steps: the state changes, it is recorded, a frame may leave.
         for cell, value in step.changes:
@@ -512,13 +527,13 @@ def test_the_mirror_equals_the_server_whatever_is_lost_late_reordered_or_corrupt
         history.record(tick, np.stack([truth[tick], truth[tick][::-1] // 3]))
         for ack in network.arriving_acks(tick):
             if server_ack < ack <= tick:
-                server_ack = ack
+                server_reference, server_ack = server_ack, ack
             else:
                 event("an acknowledgement older than one received")
         if server_ack >= 0 and history.get(0, server_ack) is None:
             event("the acknowledged tick left the history")
         if step.send and not step.lost:
-            data = frame_of(history, tick, server_ack, seq=tick)
+            data = frame_of(history, tick, server_ack, tick, server_reference, extrapolate)
             if step.corrupt is not None:
                 frame = protocol.decode_server_message(data)
                 assert isinstance(frame, protocol.Snapshot | protocol.Delta)
@@ -575,7 +590,13 @@ def test_batched_payloads_equal_one_payload_at_a_time(
         history.record(tick, np.array(cells, dtype=np.int32).reshape(rows, slots, fields))
     now = ticks - 1
     requests = data.draw(
-        st.lists(st.tuples(st.integers(0, rows - 1), st.integers(-1, now + 1)), max_size=12)
+        st.lists(
+            st.tuples(st.integers(0, rows - 1), st.integers(-1, now + 1), st.integers(-1, now)),
+            max_size=12,
+        )
     )
-    expected = [build_payload(history, row, now, ack) for row, ack in requests]
-    assert build_payloads(history, requests, now) == expected
+    extrapolate = np.array(data.draw(st.lists(st.booleans(), min_size=fields, max_size=fields)))
+    expected = [
+        build_payload(history, row, now, ack, ref, extrapolate) for row, ack, ref in requests
+    ]
+    assert build_payloads(history, requests, now, extrapolate) == expected

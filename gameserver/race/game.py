@@ -77,12 +77,18 @@ AI_PACE = (0.92, 1.0)
 MAX_LAPS = 1000
 
 FIELDS = (
-    StateField(name="x", scale=100.0, unit="m", doc="position east (cm steps)"),
-    StateField(name="y", scale=100.0, unit="m", doc="position north (cm steps)"),
+    StateField(name="x", scale=100.0, unit="m", doc="position east (cm steps)", extrapolate=True),
+    StateField(name="y", scale=100.0, unit="m", doc="position north (cm steps)", extrapolate=True),
     StateField(
-        name="heading", scale=100.0, unit="rad", doc="0 = +x, counter-clockwise, in [0, 6.28)"
+        name="heading",
+        scale=100.0,
+        unit="rad",
+        doc="0 = +x, counter-clockwise, in [0, 6.28)",
+        extrapolate=True,
     ),
-    StateField(name="speed", scale=100.0, unit="m/s", doc="forward speed (cm/s steps)"),
+    StateField(
+        name="speed", scale=100.0, unit="m/s", doc="forward speed (cm/s steps)", extrapolate=True
+    ),
     StateField(name="lap", scale=1.0, unit="", doc="laps completed"),
     StateField(name="next_gate", scale=1.0, unit="", doc="index of the next gate to cross"),
     StateField(name="rank", scale=1.0, unit="", doc="live position, 1 = leading; 0 = empty"),
