@@ -52,6 +52,7 @@ from .websocket import (
     HandshakeRequest,
     Message,
     Ping,
+    WebSocketError,
     accept_response,
     close_frame,
     encode_frame,
@@ -410,9 +411,13 @@ class SocketEdge:
         self,
         channel: socket.socket,
         *,
+        on_closed: Callable[[], None] | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve connections another process accepted and passed over ``channel``.
+
+        ``on_closed`` is called when the other process closes the channel (it
+        stopped or died): no new client will come.
 
         ``channel`` is a ``SOCK_SEQPACKET`` Unix socket; each packet carries one
         client socket (SCM_RIGHTS) and :func:`encode_handoff` bytes: the peer's
@@ -432,7 +437,9 @@ class SocketEdge:
                         continue
                     if not packet and not fds:
                         log.info("the front process closed the hand-off channel")
-                        return
+                        if on_closed is not None:
+                            on_closed()
+                        await trio.sleep_forever()  # the adopted connections carry on
                     for fd in fds[1:]:
                         os.close(fd)
                     if not fds:
@@ -492,8 +499,6 @@ class SocketEdge:
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.send_buffer_bytes:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
             connection = await self._handshake(sock, remote, data)
         except OSError:
             connection = None
@@ -557,6 +562,11 @@ class SocketEdge:
                     if isinstance(verdict, tuple):
                         raise HandshakeError(*verdict)
                     subprotocol = verdict
+                if self.send_buffer_bytes and not echo:
+                    # Small, so a client that stops reading blocks a write soon. Not
+                    # on the echo route: its 16 MiB messages need the kernel's own
+                    # sizing (a buffer under one loopback segment delays every ACK).
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
             except HandshakeError as exc:
                 await self._send_all(sock, reject_response(exc.status, exc.reason, exc.headers))
                 return None
@@ -612,11 +622,13 @@ class SocketEdge:
     def _received(self, connection: SocketConnection, data: bytes, now: float) -> None:
         """Parse and act on bytes from ``connection``; a violation closes only it."""
         connection.last_received = now
+        error: WebSocketError | None = None
         try:
             events = connection.parser.feed(data)
-        except PeerError as exc:
-            connection.close_nowait(exc.close_code, exc.reason)
-            return
+        except WebSocketError as exc:
+            # What came before the violation is answered first, as it would be
+            # had the bad frame arrived in a later read.
+            events, error = exc.events, exc
         for event in events:
             if connection.closing and not isinstance(event, CloseReceived):
                 continue  # after our Close, only the peer's Close matters
@@ -626,6 +638,8 @@ class SocketEdge:
                 connection._send_framed(encode_frame(event.payload, OP_PONG))
             elif isinstance(event, CloseReceived):
                 connection.received_close(event)
+        if error is not None:
+            connection.close_nowait(error.close_code, error.reason)
 
     def _message(self, connection: SocketConnection, data: bytes | str) -> None:
         if connection.echo:

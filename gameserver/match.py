@@ -471,23 +471,21 @@ class Arena:
                 key = (player.match.row, ack, ref if ref > oldest else -1)
             chosen.append(keys.setdefault(key, len(keys)))
         payloads = build_payloads(self.history, list(keys), tick, self._extrapolate)
+        # Each payload is encoded once; a player's frame adds only its input_seq.
+        parts = [
+            protocol.snapshot_parts(tick, p.checksum, p.values)
+            if p.baseline_tick < 0
+            else protocol.delta_parts(
+                tick, p.baseline_tick, p.reference_tick, p.checksum, p.mask + p.values
+            )
+            for p in payloads
+        ]
+        pack_int = protocol.pack_int
         outputs: list[Output] = []
-        encode_delta, encode_snapshot = protocol.encode_delta, protocol.encode_snapshot
         sent = 0
         for player, index in zip(due, chosen, strict=True):
-            payload = payloads[index]
-            if payload.baseline_tick < 0:
-                data = encode_snapshot(tick, payload.checksum, player.applied_seq, payload.values)
-            else:
-                data = encode_delta(
-                    tick,
-                    payload.baseline_tick,
-                    payload.reference_tick,
-                    payload.checksum,
-                    player.applied_seq,
-                    payload.mask,
-                    payload.values,
-                )
+            prefix, suffix = parts[index]
+            data = prefix + pack_int(player.applied_seq) + suffix
             player.frames_sent += 1
             player.bytes_sent += len(data)
             sent += len(data)

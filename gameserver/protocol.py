@@ -243,6 +243,39 @@ def encode_delta(
     )
 
 
+#: One packer for the hot path: ``msgpack.packb`` builds a new Packer every call.
+_packer = msgpack.Packer(use_bin_type=True)
+
+
+def delta_parts(
+    tick: int, baseline_tick: int, reference_tick: int, checksum: int, cells: bytes
+) -> tuple[bytes, bytes]:
+    """A DELTA's bytes before and after ``input_seq``, the one element that differs
+    between the players sharing a payload: ``prefix + pack_int(seq) + suffix`` equals
+    :func:`encode_delta`'s output."""
+    pack = _packer.pack
+    prefix = b"".join(
+        (
+            b"\x97\x12",
+            pack(tick),
+            pack(tick - baseline_tick),
+            pack(0 if reference_tick < 0 else baseline_tick - reference_tick),
+            pack(checksum),
+        )
+    )
+    return prefix, pack(cells)
+
+
+def snapshot_parts(tick: int, checksum: int, values: bytes) -> tuple[bytes, bytes]:
+    """:func:`delta_parts` for a SNAPSHOT."""
+    pack = _packer.pack
+    return b"\x95\x11" + pack(tick) + pack(checksum), pack(values)
+
+
+#: Packs one int as msgpack, for the element between a frame's parts.
+pack_int = _packer.pack
+
+
 def encode_snapshot(tick: int, checksum: int, input_seq: int, values: bytes) -> bytes:
     """:func:`encode` of a :class:`Snapshot`, without building the object (hot path)."""
     return msgpack.packb(  # type: ignore[no-any-return]

@@ -142,7 +142,9 @@ class Server:
             if channel is None:
                 self.port = await self._serve_websockets(nursery)
             else:
-                await nursery.start(self._edge().serve_handoffs, channel)
+                # The front process gone, no client can reach this worker: stop.
+                stop = partial(nursery.start_soon, self.shutdown)
+                await nursery.start(partial(self._edge().serve_handoffs, channel, on_closed=stop))
             if self.config.status_port is not None:
                 self.status_port = await nursery.start(
                     serve_status, self.stats, self.config.host, self.config.status_port

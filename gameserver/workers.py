@@ -255,7 +255,15 @@ async def _run_worker(
             **hooks,
         )
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(server.run, channel=channel))
+
+            async def serve(
+                *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+            ) -> None:
+                # Returns after a shutdown, including the one the front's exit starts.
+                await server.run(channel=channel, task_status=task_status)
+                nursery.cancel_scope.cancel()
+
+            await nursery.start(serve)
             if server.status_port is not None:
                 log.info("worker %d status on port %d", index, server.status_port)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -220,6 +220,11 @@ def test_hot_path_encoders_match_the_general_encoder(
         protocol.encode(delta)
     )
     assert protocol.encode_snapshot(tick, crc, seq, values) == protocol.encode(snapshot)
+    # The per-payload parts the arena encodes once, joined around each player's input_seq.
+    prefix, suffix = protocol.delta_parts(tick, baseline, reference, crc, mask + values)
+    assert prefix + protocol.pack_int(seq) + suffix == protocol.encode(delta)
+    prefix, suffix = protocol.snapshot_parts(tick, crc, values)
+    assert prefix + protocol.pack_int(seq) + suffix == protocol.encode(snapshot)
 
 
 def test_encoding_something_else_is_a_type_error() -> None:

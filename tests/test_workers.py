@@ -144,3 +144,35 @@ async def _hold(
     async with open_client(url, "p", match_id=match_id) as client:
         task_status.started(client.welcome.match_id)
         await trio.sleep_forever()
+
+
+async def test_workers_stop_when_the_front_process_is_killed(tmp_path: Path) -> None:
+    async with workers_process(tmp_path, lobby_s="60") as (process, url):
+        async with open_client(url, "p"):
+            pass
+        children = _children(process.pid)
+        assert len(children) == 2
+        process.kill()
+        with trio.fail_after(10):
+            while True:
+                if not any(_alive(pid) for pid in children):
+                    return
+                await trio.sleep(0.05)
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid``, whichever of its threads started them."""
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def _alive(pid: int) -> bool:
+    """Not exited (a zombie waiting for its reaper counts as exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
