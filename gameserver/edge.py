@@ -43,6 +43,7 @@ from .codes import CloseCode
 from .errors import PeerError
 from .transport import CLOSE_TIMEOUT_S, ConnectionStatistics
 from .websocket import (
+    BINARY_HEADS,
     OP_CLOSE,
     OP_PONG,
     OP_TEXT,
@@ -158,8 +159,22 @@ class SocketConnection:
                 self._frames_replaced += 1
             self._frame = data
             return
+        # _write inlined: this runs once per client per tick.
         self._frames_sent += 1
-        self._write(frame_header(len(data)) + data)
+        size = len(data)
+        framed = (BINARY_HEADS[size] if size < 126 else frame_header(size)) + data
+        try:
+            sent = self.sock.send(framed)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._lost()
+            return
+        self._bytes_sent += sent
+        if sent < len(framed):
+            self.partial_writes += 1
+            self._out = memoryview(framed)[sent:]
+            self._wake.set()
 
     def send_message_nowait(self, data: bytes) -> None:
         if self._close is not None:

@@ -123,7 +123,24 @@ class MatchEnded:
     recording: Recording | None = None
 
 
-Output = Send | Close | MatchEnded
+@dataclass(frozen=True, slots=True)
+class Frames:
+    """This tick's state frames: ``data[i]`` for player ``player_ids[i]``.
+
+    One output for every frame of the tick, so the hot path builds no object
+    per player. Like unreliable :class:`Send` s, a frame may be replaced by a
+    newer one if it has not left yet.
+    """
+
+    player_ids: list[int]
+    data: list[bytes]
+
+    def sends(self) -> list[Send]:
+        """The frames as individual :class:`Send` s (for code that is not hot)."""
+        return [Send(p, d, False) for p, d in zip(self.player_ids, self.data, strict=True)]
+
+
+Output = Send | Close | MatchEnded | Frames
 
 
 @dataclass(slots=True)
@@ -453,23 +470,22 @@ class Arena:
         match who hold the same baseline share theirs.
         """
         tick = self.tick
-        due = [
-            player
-            for player in self.players.values()
-            if not player.ai and not (tick - player.send_phase) % player.send_every
-        ]
-        if not due:
-            return []
         oldest = tick - self.history.depth
+        due: list[Player] = []
         keys: dict[tuple[int, int, int], int] = {}
         chosen = []
-        for player in due:
+        for player in self.players.values():
+            if player.ai or (tick - player.send_phase) % player.send_every:
+                continue
+            due.append(player)
             ack, ref = player.ack_tick, player.reference_tick
             if ack <= oldest:
                 key = (player.match.row, -1, -1)
             else:
                 key = (player.match.row, ack, ref if ref > oldest else -1)
             chosen.append(keys.setdefault(key, len(keys)))
+        if not due:
+            return []
         payloads = build_payloads(self.history, list(keys), tick, self._extrapolate)
         # Each payload is encoded once; a player's frame adds only its input_seq.
         parts = [
@@ -481,18 +497,21 @@ class Arena:
             for p in payloads
         ]
         pack_int = protocol.pack_int
-        outputs: list[Output] = []
+        player_ids: list[int] = []
+        frames: list[bytes] = []
         sent = 0
         for player, index in zip(due, chosen, strict=True):
             prefix, suffix = parts[index]
             data = prefix + pack_int(player.applied_seq) + suffix
+            size = len(data)
             player.frames_sent += 1
-            player.bytes_sent += len(data)
-            sent += len(data)
-            outputs.append(Send(player.player_id, data, False))
-        self.frames_sent += len(outputs)
+            player.bytes_sent += size
+            sent += size
+            player_ids.append(player.player_id)
+            frames.append(data)
+        self.frames_sent += len(frames)
         self.bytes_sent += sent
-        return outputs
+        return [Frames(player_ids, frames)]
 
     def _timer_fired(self, match: Match) -> list[Output]:
         if match.phase is MatchPhase.LOBBY and self.tick >= match.lobby_ends_tick:

@@ -28,7 +28,7 @@ from .config import ServerConfig
 from .edge import SocketConnection, SocketEdge
 from .errors import PeerError, ProtocolError
 from .game import Game
-from .match import Arena, Close, MatchEnded, Output, Send
+from .match import Arena, Close, Frames, MatchEnded, Output, Send
 from .metrics import TickMetrics, TickStatistics
 from .status import serve_status
 from .transport import (
@@ -265,8 +265,15 @@ class Server:
     # ------------------------------------------------------------ outputs
     def dispatch(self, outputs: list[Output]) -> None:
         """Hand the arena's outputs to the connections; never waits."""
+        connections = self._connections
         for output in outputs:
-            if isinstance(output, Send):
+            if isinstance(output, Frames):
+                # The hot path: one state frame per player, every tick.
+                for player_id, data in zip(output.player_ids, output.data, strict=True):
+                    connection = connections.get(player_id)
+                    if connection is not None:
+                        connection.send_frame_nowait(data)
+            elif isinstance(output, Send):
                 connection = self._connections.get(output.player_id)
                 if connection is None:
                     continue

@@ -190,13 +190,14 @@ def reject_response(status: int, body: str, headers: tuple[tuple[str, str], ...]
 
 
 # ------------------------------------------------------------------ server frames
-_BINARY_HEADS = [bytes((0x80 | OP_BINARY, n)) for n in range(126)]
+#: Headers of final binary frames of 0..125 bytes, by length (the hot path indexes it).
+BINARY_HEADS = [bytes((0x80 | OP_BINARY, n)) for n in range(126)]
 
 
 def frame_header(length: int, opcode: int = OP_BINARY) -> bytes:
     """Header of a final, unmasked frame carrying ``length`` payload bytes."""
     if opcode == OP_BINARY and length < 126:
-        return _BINARY_HEADS[length]
+        return BINARY_HEADS[length]
     if length < 126:
         return bytes((0x80 | opcode, length))
     if length < 65536:
@@ -339,7 +340,8 @@ class FrameParser:
                 key = buf[at + head - 4 : at + head]
                 payload = _unmask(key, buf[at + head : at + head + length])
                 at += head + length
-                self._probe, self._probed = None, 0
+                if self._probe is not None:
+                    self._probe, self._probed = None, 0
                 event = self._frame(opcode, final, payload)
                 if event is not None:
                     events.append(event)

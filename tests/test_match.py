@@ -11,7 +11,7 @@ from gameserver import protocol
 from gameserver.codes import CloseCode, EventCode, MessageType
 from gameserver.config import ServerConfig
 from gameserver.errors import InvalidInput, JoinError
-from gameserver.match import Arena, Close, MatchEnded, MatchPhase, Output, Player, Send
+from gameserver.match import Arena, Close, Frames, MatchEnded, MatchPhase, Output, Player, Send
 from gameserver.sync import Mirror
 
 from .tinygame import FINISH, TinyGame
@@ -27,6 +27,9 @@ def flatten(outputs: list[Output]) -> list[Output]:
     """Outputs with each ended match's deliveries in place, as the server carries them out."""
     flat: list[Output] = []
     for output in outputs:
+        if isinstance(output, Frames):
+            flat.extend(output.sends())
+            continue
         flat.append(output)
         if isinstance(output, MatchEnded):
             flat.extend(output.deliveries)
