@@ -225,3 +225,19 @@ def test_arbitrary_bytes_either_parse_or_raise_a_websocket_error(data: bytes) ->
         assert all(isinstance(e, Message | Ping | Pong | CloseReceived) for e in events)
         return
     assert code in (1002, 1007, 1009)
+
+
+def test_messages_before_a_bad_frame_in_the_same_read_are_kept_on_the_error() -> None:
+    stream = frame(OP_TEXT, b"hi") + frame(OP_BINARY, b"x", rsv=2)
+    with pytest.raises(WebSocketError) as caught:
+        FrameParser(1024).feed(stream)
+    assert caught.value.close_code == 1002
+    assert caught.value.events == [Message("hi")]
+
+
+def test_invalid_utf8_in_a_text_frame_fails_before_the_frame_is_complete() -> None:
+    parser = FrameParser(1024)
+    whole = frame(OP_TEXT, b"ok\xff" + b"a" * 50)
+    with pytest.raises(WebSocketError) as caught:
+        parser.feed(whole[:12])  # header, mask and a few bytes, the bad one among them
+    assert caught.value.close_code == 1007
