@@ -1,4 +1,4 @@
-"""Micro-benchmarks: the batched race step, and delta encode/decode per client.
+"""Micro-benchmarks: the batched race step, delta encode/decode, the batched payloads of a tick.
 
     python -m benchmarks.micro [--repeat 300]
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from gameserver import protocol
 from gameserver.race import RaceGame
-from gameserver.sync import Mirror, StateHistory, build_payload
+from gameserver.sync import Mirror, StateHistory, build_payload, build_payloads
 
 
 def median_us(fn: Callable[[], object], repeat: int) -> float:
@@ -97,11 +97,32 @@ def bench_sync(repeat: int) -> list[str]:
     ]
 
 
+def bench_batched(repeat: int) -> list[str]:
+    """What the server runs each tick: every match's payloads in one batch."""
+    lines = [f"{'payloads of a tick, batched':<28} {'us/tick':>9} {'us/payload':>10}"]
+    for matches in (1, 8, 128):
+        game = racing_game(matches)
+        running, controls = np.ones(matches, dtype=bool), np.zeros((matches, 8, 3))
+        history = StateHistory(matches, 8, len(game.schema.fields))
+        for tick in range(1, 200):
+            game.step(running, controls)
+            history.record(tick, game.state())
+        moving = np.array([f.extrapolate for f in game.schema.fields])
+        # Three baselines per match, as clients acking at 20 Hz on different ticks hold.
+        requests = [(row, 196 - k, 193 - k) for row in range(matches) for k in range(3)]
+        us = median_us(partial(build_payloads, history, requests, 199, moving), repeat)
+        lines.append(
+            f"{matches:>4} matches x 3 baselines{'':<4} {us:>9.0f} {us / len(requests):>10.1f}"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=300)
     args = parser.parse_args(argv)
-    for line in [*bench_step(args.repeat), "", *bench_sync(args.repeat)]:
+    sections = [*bench_step(args.repeat), "", *bench_sync(args.repeat), ""]
+    for line in [*sections, *bench_batched(args.repeat)]:
         print(line)
     print(f"\nreproduce: python -m benchmarks.micro --repeat {args.repeat}")
     return 0

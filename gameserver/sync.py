@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -249,9 +248,12 @@ class StateHistory:
         return value
 
 
-@dataclass(frozen=True, slots=True)
-class FramePayload:
-    """What a frame carries for one row at one tick, against one baseline."""
+class FramePayload(NamedTuple):
+    """What a frame carries for one row at one tick, against one baseline.
+
+    A named tuple: a tick builds hundreds of them, and a tuple is the cheapest
+    immutable record to make.
+    """
 
     tick: int
     baseline_tick: int  # -1: a full snapshot
@@ -339,16 +341,18 @@ def build_payloads(
     crcs = history.checksums(tick, rows)
     payloads = []
     start = 0
-    referenced = has_reference.tolist()
-    for index, (end, delta, crc) in enumerate(zip(ends, has_baseline.tolist(), crcs, strict=True)):
+    at = 0
+    for (_, ack, ref), end, delta, referenced, crc in zip(
+        requests, ends, has_baseline.tolist(), has_reference.tolist(), crcs, strict=True
+    ):
         if delta:
-            mask = mask_bytes[index * width : (index + 1) * width]
-            _, ack, ref = requests[index]
-            ref = ref if referenced[index] else -1
-            payloads.append(FramePayload(tick, ack, crc, mask, values[start:end], ref))
+            mask, cells = mask_bytes[at : at + width], values[start:end]
+            payload = FramePayload(tick, ack, crc, mask, cells, ref if referenced else -1)
         else:
-            payloads.append(FramePayload(tick, -1, crc, b"", values[start:end]))
+            payload = FramePayload(tick, -1, crc, b"", values[start:end])
+        payloads.append(payload)
         start = end
+        at += width
     return payloads
 
 
