@@ -84,14 +84,17 @@ class FrameReader:
     """Splits the server's byte stream into ``(opcode, payload)`` frames.
 
     Server frames are never masked; fragmented messages are reassembled.
+    ``idle`` is True when no partial frame nor fragmented message is held.
     """
 
     buffer: bytearray
+    idle: bool
     _fragments: list[bytes]
     _fragment_opcode: int
 
     def __init__(self) -> None:
         self.buffer = bytearray()
+        self.idle = True
         self._fragments = []
         self._fragment_opcode = 0
 
@@ -141,4 +144,5 @@ class FrameReader:
                 self._fragments = [payload]
         if at:
             del buf[:at]
+        self.idle = not buf and not self._fragments
         return out
