@@ -36,7 +36,7 @@ from gameserver import protocol
 from gameserver.config import ServerConfig
 from gameserver.edge import SocketConnection, SocketEdge
 from gameserver.race import RaceGame
-from gameserver.server import Server
+from gameserver.server import Server, tune_garbage_collector
 
 INPUT_HZ = 20
 
@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print("microseconds per client per tick (medians over ticks), reference workload")
     print(HEADER)
+    tune_garbage_collector()  # as gameserver serve does
     for count in (int(c) for c in args.clients.split(",")):
         figures = trio.run(measure, count, args.ticks, args.send_rate, 1)
         print(figures.row(60), flush=True)

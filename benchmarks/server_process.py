@@ -31,7 +31,7 @@ import trio
 from gameserver.config import ServerConfig
 from gameserver.match import Arena, Output, Send
 from gameserver.race import RaceGame
-from gameserver.server import Server
+from gameserver.server import Server, tune_garbage_collector
 
 
 class FullStateArena(Arena):
@@ -99,6 +99,7 @@ async def run(design: str, config: ServerConfig, port_file: Path) -> None:
         arena = FullStateArena(game, config, seed=1)
         arena.encoding = design
         server.arena = arena
+    tune_garbage_collector()  # as gameserver serve does
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
         await trio.Path(port_file).write_text(f"{server.port} {server.status_port}\n")

@@ -27,7 +27,7 @@ from .errors import ConfigError, GameServerError
 from .game import Game
 from .replay import Recording, ReplayDivergence, game_results, replay
 from .results import ResultStore, is_postgres_url, open_result_store, store_in_thread
-from .server import Server
+from .server import Server, tune_garbage_collector
 
 log = logging.getLogger("gameserver")
 Printer = Callable[[str], None]
@@ -175,6 +175,7 @@ async def _serve(
 
     game = RaceGame(tick_rate_hz=config.tick_rate_hz)
     server = Server(config, game, seed=seed, **_store_hooks(config, store))
+    tune_garbage_collector()
     async with trio.open_nursery() as nursery:
         port = await nursery.start(server.run)
         if port_file is not None:
@@ -214,6 +215,7 @@ async def _demo(
 
     game = RaceGame(tick_rate_hz=config.tick_rate_hz)
     server = Server(config, game, seed=seed, **_store_hooks(config, store))
+    tune_garbage_collector()
     async with trio.open_nursery() as nursery:
         port = await nursery.start(server.run)
         url = f"ws://127.0.0.1:{port}"

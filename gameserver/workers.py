@@ -40,7 +40,13 @@ from .config import ServerConfig
 from .edge import SocketConnection, SocketEdge, encode_handoff
 from .errors import PeerError, ProtocolError
 from .results import open_result_store, store_in_thread
-from .server import Authorizer, Server, handshake_verdict, token_authorizer
+from .server import (
+    Authorizer,
+    Server,
+    handshake_verdict,
+    token_authorizer,
+    tune_garbage_collector,
+)
 from .transport import HandshakeInfo
 
 log = logging.getLogger("gameserver.workers")
@@ -254,6 +260,7 @@ async def _run_worker(
             match_id_step=workers,
             **hooks,
         )
+        tune_garbage_collector()
         async with trio.open_nursery() as nursery:
 
             async def serve(

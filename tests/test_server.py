@@ -625,3 +625,18 @@ async def test_shutdown_closes_every_client_with_1001(
     stats = server.statistics()
     assert stats.connections == 0
     assert stats.close_codes == {CloseCode.GOING_AWAY: 3}
+
+
+def test_the_serving_process_collects_garbage_rarely_and_not_its_start_up_objects() -> None:
+    import gc
+
+    from gameserver.server import GC_YOUNG_THRESHOLD, tune_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collector()
+        assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
