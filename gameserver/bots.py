@@ -41,6 +41,9 @@ async def drive(client: GameClient, *, input_rate_hz: float, seed: int) -> None:
     """Steer this client's car from its mirror until the connection closes."""
     track = track_of(client)
     rng = np.random.default_rng(seed)
+    # A lasting bias of line and pace per bot: with only fresh zero-mean jitter
+    # every bot drives alike and a race finishes in grid order.
+    skill = float(rng.uniform(-0.6, 0.6))
     names = client.field_names
     ix, iy, ih, iv = (names.index(n) for n in ("x", "y", "heading", "speed"))
     scales = client.welcome.schema["fields"]
@@ -57,7 +60,7 @@ async def drive(client: GameClient, *, input_rate_hz: float, seed: int) -> None:
         car = client.state[client.slot]
         x, y = car[ix] / scales[ix][1], car[iy] / scales[iy][1]
         heading, speed = car[ih] / scales[ih][1], car[iv] / scales[iv][1]
-        throttle, brake, steer = drive_one(track, x, y, heading, speed, rng=rng)
+        throttle, brake, steer = drive_one(track, x, y, heading, speed, noise=skill, rng=rng)
         try:
             await client.send_input(throttle, brake, steer)
         except ClientError:
