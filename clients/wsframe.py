@@ -10,19 +10,17 @@ handshake, masked client frames, and an incremental parser of server frames.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import struct
 from dataclasses import dataclass
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-OP_CONTINUATION = 0x0
-OP_TEXT = 0x1
-OP_BINARY = 0x2
-OP_CLOSE = 0x8
-OP_PING = 0x9
-OP_PONG = 0xA
+# The opcodes are re-exported: the load generator and tests take them from here.
+from gameserver.websocket import OP_BINARY as OP_BINARY
+from gameserver.websocket import OP_CLOSE as OP_CLOSE
+from gameserver.websocket import OP_CONTINUATION, accept_key
+from gameserver.websocket import OP_PING as OP_PING
+from gameserver.websocket import OP_PONG as OP_PONG
+from gameserver.websocket import OP_TEXT as OP_TEXT
 
 
 class FrameError(Exception):
@@ -37,7 +35,7 @@ def handshake_request(host: str, resource: str, subprotocol: str) -> tuple[bytes
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
         f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {subprotocol}\r\n\r\n"
     ).encode()
-    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+    accept = accept_key(key)
     return request, accept
 
 
